@@ -1,0 +1,124 @@
+//! Settings: the `.imgguard.yml` file, found at the git repository root (or the working
+//! directory, or `--config FILE`). Reading that one file is the only I/O here; the daemon is never
+//! touched.
+//!
+//! serde_norway, not serde_yaml: serde_yaml was marked deprecated by its author in 2024
+//! (0.9.34+deprecated) and sits on unsafe-libyaml, which is unmaintained too. serde_norway is the
+//! maintained fork with the same API, so switching back or forth is a one-line change.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// The name of the configuration file looked for at the repository root.
+pub const FILE_NAME: &str = ".imgguard.yml";
+
+/// The whole configuration file. Unknown keys are an error that names the key.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The file format's version; only 1 exists.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Record the lineage after a build but remove nothing.
+    #[serde(default)]
+    pub keep_previous: bool,
+    /// Reference patterns (`*` and `?` wildcards) whose images are never removed.
+    #[serde(default)]
+    pub protect: Vec<String>,
+}
+
+/// Where the configuration came from, with what it says.
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    /// The file read, if any.
+    pub path: Option<PathBuf>,
+    /// Its contents (defaults when there is no file).
+    pub file: FileConfig,
+}
+
+impl Config {
+    /// Finds and reads the configuration: `explicit` if given (it must exist), else
+    /// `.imgguard.yml` at the root of the git repository containing `cwd`, else in `cwd`.
+    pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, Error> {
+        if let Some(path) = explicit {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            return Ok(Config { path: Some(path.to_path_buf()), file: parse(path, &text)? });
+        }
+        let mut candidates = Vec::with_capacity(2);
+        if let Some(root) = crate::git::repo_root(cwd) {
+            candidates.push(root.join(FILE_NAME));
+        }
+        candidates.push(cwd.join(FILE_NAME));
+        for path in candidates {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let file = parse(&path, &text)?;
+                    return Ok(Config { path: Some(path), file });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        Ok(Config::default())
+    }
+}
+
+/// Parses the text of a configuration file; `path` only names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
+    let err = |message: String| Error::Config { path: path.to_path_buf(), message };
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    let file: FileConfig = serde_norway::from_str(text).map_err(|e| err(one_line(&e)))?;
+    match file.version {
+        None | Some(1) => {}
+        Some(v) => return Err(err(format!("version {v} is not known (this imgguard reads 1)"))),
+    }
+    for pattern in &file.protect {
+        if pattern.trim().is_empty() {
+            return Err(err("protect: an empty pattern would match nothing".into()));
+        }
+    }
+    Ok(file)
+}
+
+fn one_line(e: &serde_norway::Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_known_keys() {
+        let c = parse(Path::new("x"), "version: 1\nkeep_previous: true\nprotect: [\"app:*\"]\n")
+            .unwrap();
+        assert!(c.keep_previous);
+        assert_eq!(c.protect, ["app:*"]);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse(Path::new("x.yml"), "keep_prevous: true\n").unwrap_err().to_string();
+        assert!(e.contains("keep_prevous"), "{e}");
+        assert!(e.starts_with("config x.yml:"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn unknown_version_is_refused() {
+        let e = parse(Path::new("x"), "version: 2\n").unwrap_err().to_string();
+        assert!(e.contains("version 2"), "{e}");
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = parse(Path::new("x"), "\n").unwrap();
+        assert!(!c.keep_previous);
+        assert!(c.protect.is_empty());
+    }
+}

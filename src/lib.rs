@@ -1,0 +1,47 @@
+//! imgguard: keeps Docker hosts free of unexplained `<none>:<none>` images without deleting one
+//! that is still needed.
+//!
+//! `run()` parses the arguments, builds the configuration, dispatches to one command and maps
+//! the result to an exit code in one place (0 ok, 1 refused or findings, 2 error; `build` passes
+//! docker's own code through).
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod git;
+pub mod reference;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use error::{Error, Outcome};
+
+/// Runs imgguard with the process's arguments and returns its exit code.
+pub fn run() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version itself (exit 0) and usage errors (exit 2).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let code = match dispatch(&cli) {
+        Ok(outcome) => outcome.code(),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "imgguard: {e}");
+            e.code()
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
+    match &cli.command {
+        cli::Command::Build(_) | cli::Command::History(_) => {
+            Err(Error::Other("not built yet".into()))
+        }
+    }
+}
