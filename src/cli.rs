@@ -27,7 +27,6 @@ pub enum Command {
     ///
     /// imgguard's own options come first; everything from the first docker option on is passed
     /// to `docker build` untouched, e.g. `imgguard build --keep-previous -t app:v1 .`
-    #[command(disable_help_flag = false)]
     Build(BuildArgs),
     /// Show the lineage of image IDs each tag pointed to, newest first.
     History(HistoryArgs),
@@ -39,10 +38,6 @@ pub struct BuildArgs {
     /// Record the lineage but remove nothing.
     #[arg(long)]
     pub keep_previous: bool,
-
-    /// How to print the summary (on stderr; docker's output is untouched).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
 
     /// Arguments for `docker build`, passed through as they are.
     #[arg(

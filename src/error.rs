@@ -5,6 +5,9 @@
 
 use std::path::PathBuf;
 
+use crate::engine::EngineError;
+use crate::ledger::store::LedgerError;
+
 /// What a command that did not fail ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -36,6 +39,12 @@ pub enum Error {
     /// The configuration file is wrong.
     #[error("config {path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// Talking to the Docker engine failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The ledger could not be read or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },

@@ -5,10 +5,15 @@
 //! the result to an exit code in one place (0 ok, 1 refused or findings, 2 error; `build` passes
 //! docker's own code through).
 
+pub mod build_args;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod git;
+pub mod ledger;
+pub mod policy;
 pub mod reference;
 
 use std::io::Write;
@@ -40,8 +45,7 @@ pub fn run() -> ExitCode {
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     match &cli.command {
-        cli::Command::Build(_) | cli::Command::History(_) => {
-            Err(Error::Other("not built yet".into()))
-        }
+        cli::Command::Build(args) => commands::build::run(args, cli.config.as_deref()),
+        cli::Command::History(args) => commands::history::run(args),
     }
 }

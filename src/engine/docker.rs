@@ -1,0 +1,142 @@
+//! The adapter over bollard: the only module that imports it. Everything it returns is in
+//! imgguard's own types ([`ImageInfo`], [`ContainerInfo`], [`Removal`]).
+
+use std::path::Path;
+
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptions};
+use bollard::{Docker, API_DEFAULT_VERSION};
+
+use super::{ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, Removal};
+
+/// Seconds before an API call is given up on.
+const TIMEOUT_SECS: u64 = 120;
+
+/// A connection to one daemon, at one resolved endpoint.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    endpoint: Endpoint,
+}
+
+impl Engine {
+    /// Connects and agrees on an API version (one `/version` call): bollard speaks a newer API
+    /// than older daemons accept (Debian's 20.10 speaks 1.41), and newer daemons refuse APIs
+    /// below their minimum, so a fixed version cannot serve both.
+    pub async fn connect(endpoint: Endpoint) -> Result<Engine, EngineError> {
+        let unreachable =
+            |message: String| EngineError::Unreachable { endpoint: endpoint.host.clone(), message };
+        let host = endpoint.host.as_str();
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            if !Path::new(path).exists() {
+                return Err(unreachable("socket not found".into()));
+            }
+            Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            match &endpoint.tls_dir {
+                Some(dir) => Docker::connect_with_ssl(
+                    host,
+                    &dir.join("key.pem"),
+                    &dir.join("cert.pem"),
+                    &dir.join("ca.pem"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                ),
+                None => Docker::connect_with_http(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
+            }
+        } else {
+            return Err(EngineError::Unsupported {
+                endpoint: host.to_string(),
+                message: "imgguard talks to unix:// and tcp:// endpoints (ssh:// is not supported)"
+                    .into(),
+            });
+        }
+        .map_err(|e| unreachable(one_line(&e)))?;
+        let docker = docker.negotiate_version().await.map_err(|e| unreachable(one_line(&e)))?;
+        Ok(Engine { docker, endpoint })
+    }
+
+    /// The endpoint this engine talks to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The daemon's identity (`docker info` ID).
+    pub async fn identity(&self) -> Result<EngineIdentity, EngineError> {
+        let info = self.docker.info().await.map_err(|e| api("info", &e))?;
+        let name = info.name.unwrap_or_default();
+        let id = info.id.filter(|id| !id.is_empty()).unwrap_or_else(|| {
+            // Podman and some proxies report no ID: the endpoint is the best identity left.
+            format!("endpoint:{}", self.endpoint.host)
+        });
+        Ok(EngineIdentity { id, name })
+    }
+
+    /// Inspects an image by reference or ID; `None` when the daemon has no such image (404).
+    pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(Some(ImageInfo {
+                id: ImageId::new(img.id.unwrap_or_default()),
+                repo_tags: img.repo_tags.unwrap_or_default(),
+                created: img.created,
+                size: img.size,
+            })),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(api(&format!("inspect {reference}"), &e)),
+        }
+    }
+
+    /// Every container, running or not (one `list_containers(all=true)` call).
+    pub async fn containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        let opts = ListContainersOptionsBuilder::new().all(true).build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| api("list containers", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image_id: ImageId::new(c.image_id.unwrap_or_default()),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Removes an image, never forced: the daemon's own conflict check is the last guard.
+    pub async fn remove(&self, id: &ImageId) -> Result<Removal, EngineError> {
+        // Never forced, and parents freed by the removal go too (noprune=false), as `docker rmi`.
+        let opts = RemoveImageOptions { force: false, noprune: false, platforms: None };
+        match self.docker.remove_image(id.as_str(), Some(opts), None).await {
+            Ok(items) => Ok(Removal::Removed {
+                deleted: items.into_iter().filter_map(|i| i.deleted).collect(),
+            }),
+            Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
+                Ok(Removal::Conflict(message))
+            }
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                Ok(Removal::Gone)
+            }
+            Err(e) => Err(api(&format!("remove {}", id.short()), &e)),
+        }
+    }
+}
+
+fn api(what: &str, e: &BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError { message, .. } => {
+            EngineError::Api { what: what.to_string(), message: message.replace('\n', " ") }
+        }
+        other => EngineError::Api { what: what.to_string(), message: one_line(other) },
+    }
+}
+
+fn one_line(e: &BollardError) -> String {
+    e.to_string().replace('\n', " ")
+}

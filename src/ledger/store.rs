@@ -1,0 +1,361 @@
+//! The ledger's database: an embedded SQLite file, appended to in one transaction per command.
+//!
+//! Settings, and why: WAL so readers never block the writer and a crash never leaves half a
+//! record; `synchronous=NORMAL` (durable across process crashes; a power loss may drop the last
+//! commit, which loses a record of something the daemon still shows); `BEGIN IMMEDIATE` plus a
+//! busy timeout so that several imgguard processes at once queue for the write lock instead of
+//! failing; the file is created with mode 0600 (it names images and paths); the schema carries a
+//! version (`PRAGMA user_version`) and migrates forward, and a newer schema is a clear error.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Event, EventKind, Recorded};
+
+/// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE engines (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    endpoint   TEXT NOT NULL,
+    first_seen INTEGER NOT NULL
+);
+CREATE TABLE events (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    engine            TEXT NOT NULL,
+    at                INTEGER NOT NULL,
+    kind              TEXT NOT NULL,
+    tag               TEXT,
+    image_id          TEXT,
+    previous_id       TEXT,
+    outcome           TEXT,
+    reason            TEXT,
+    git_commit        TEXT,
+    git_dirty         INTEGER,
+    dockerfile_sha256 TEXT,
+    build_arg_names   TEXT,
+    archive_path      TEXT,
+    archive_sha256    TEXT,
+    archive_size      INTEGER,
+    imgguard_version  TEXT NOT NULL
+);
+CREATE INDEX events_by_tag ON events (engine, tag, seq);
+CREATE INDEX events_by_image ON events (engine, image_id);
+"];
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of the ledger database, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The database could not be opened, read or written.
+    #[error("ledger {}: {message}", path.display())]
+    Db { path: PathBuf, message: String },
+    /// The database was written by a newer imgguard.
+    #[error(
+        "ledger {}: schema version {found} is newer than this imgguard knows ({known}); \
+         upgrade imgguard",
+        path.display()
+    )]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    /// No place for the ledger could be worked out.
+    #[error("cannot locate the ledger: set IMGGUARD_HOME or HOME")]
+    NoHome,
+}
+
+/// Where the ledger lives: `$IMGGUARD_HOME/ledger.db`, else
+/// `$XDG_DATA_HOME/imgguard/ledger.db`, else `~/.local/share/imgguard/ledger.db`.
+pub fn default_path(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, LedgerError> {
+    if let Some(home) = env("IMGGUARD_HOME") {
+        return Ok(PathBuf::from(home).join("ledger.db"));
+    }
+    if let Some(data) = env("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(data).join("imgguard").join("ledger.db"));
+    }
+    let home = env("HOME").ok_or(LedgerError::NoHome)?;
+    Ok(PathBuf::from(home).join(".local/share/imgguard/ledger.db"))
+}
+
+/// An open ledger: one connection per process.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating with mode 0600 if needed) and migrates the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Store, LedgerError> {
+        let db = |message: String| LedgerError::Db { path: path.to_path_buf(), message };
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| db(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        // Create the file ourselves so that it is never, even briefly, readable by others;
+        // SQLite gives the -wal and -shm files the same mode.
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| db(format!("cannot open: {e}")))?;
+        let conn = Connection::open(path).map_err(|e| db(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db(e.to_string()))?;
+        let mut store = Store { conn, path: path.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: &rusqlite::Error) -> LedgerError {
+        LedgerError::Db { path: self.path.clone(), message: e.to_string() }
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(&e))?;
+        if version == known {
+            return Ok(());
+        }
+        if version > known {
+            return Err(LedgerError::TooNew { path: self.path.clone(), found: version, known });
+        }
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| LedgerError::Db { path: path.clone(), message: e.to_string() })?;
+        // Another process may have migrated while we waited for the lock: read again.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| LedgerError::Db { path: path.clone(), message: e.to_string() })?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            tx.execute_batch(sql).map_err(|e| LedgerError::Db {
+                path: path.clone(),
+                message: format!("migration {}: {e}", i + 1),
+            })?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(|e| LedgerError::Db { path: path.clone(), message: e.to_string() })?;
+        }
+        tx.commit().map_err(|e| LedgerError::Db { path, message: e.to_string() })
+    }
+
+    /// Appends all of one command's events (and the engine's name) in one transaction.
+    pub fn append(
+        &mut self,
+        engine: Option<(&str, &str, &str)>,
+        events: &[Event],
+    ) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let db =
+            |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: e.to_string() };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        if let Some((id, name, endpoint)) = engine {
+            let at = events.first().map_or(0, |e| e.at_ms);
+            tx.prepare_cached(
+                "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
+            )
+            .and_then(|mut s| s.execute(params![id, name, endpoint, at]))
+            .map_err(db)?;
+        }
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (engine, at, kind, tag, image_id, previous_id, outcome,
+                        reason, git_commit, git_dirty, dockerfile_sha256, build_arg_names,
+                        archive_path, archive_sha256, archive_size, imgguard_version)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(db)?;
+            for e in events {
+                let names = (!e.build_arg_names.is_empty())
+                    .then(|| serde_json::to_string(&e.build_arg_names).unwrap_or_default());
+                insert
+                    .execute(params![
+                        e.engine,
+                        e.at_ms,
+                        e.kind().as_str(),
+                        e.tag,
+                        e.image_id,
+                        e.previous_id,
+                        e.outcome,
+                        e.reason,
+                        e.git_commit,
+                        e.git_dirty,
+                        e.dockerfile_sha256,
+                        names,
+                        e.archive_path,
+                        e.archive_sha256,
+                        e.archive_size,
+                        e.imgguard_version,
+                    ])
+                    .map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The events that concern `tags` on `engine`: their pointer moves and the fates of the
+    /// images involved. With `tags` empty, every event of every engine.
+    pub fn events(
+        &self,
+        engine: Option<&str>,
+        tags: &[&str],
+    ) -> Result<Vec<Recorded>, LedgerError> {
+        let cols = "seq, engine, at, kind, tag, image_id, previous_id, outcome, reason, git_commit,
+                    git_dirty, dockerfile_sha256, build_arg_names, archive_path, archive_sha256,
+                    archive_size, imgguard_version";
+        let mut out = Vec::new();
+        if tags.is_empty() {
+            let sql =
+                format!("SELECT {cols} FROM events WHERE (?1 IS NULL OR engine = ?1) ORDER BY seq");
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+            let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
+            for r in rows {
+                out.push(r.map_err(|e| self.err(&e))?);
+            }
+            return Ok(out);
+        }
+        // The tags' own events, then the fates of every image they pointed at.
+        let sql = format!(
+            "SELECT {cols} FROM events
+             WHERE (?1 IS NULL OR engine = ?1) AND tag = ?2
+                OR kind IN ('removed', 'kept') AND (?1 IS NULL OR engine = ?1) AND image_id IN
+                   (SELECT image_id FROM events WHERE (?1 IS NULL OR engine = ?1) AND tag = ?2)
+             ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let mut seen = std::collections::HashSet::new();
+        for tag in tags {
+            let rows = stmt.query_map(params![engine, tag], read_row).map_err(|e| self.err(&e))?;
+            for r in rows {
+                let r = r.map_err(|e| self.err(&e))?;
+                if seen.insert(r.seq) {
+                    out.push(r);
+                }
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// The name recorded for an engine, if any.
+    pub fn engine_name(&self, id: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row("SELECT name FROM engines WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Number of events in the log (for checks and tests).
+    pub fn count(&self) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.err(&e))
+    }
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
+    let kind: String = r.get(3)?;
+    let kind: EventKind = kind.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+    })?;
+    let names: Option<String> = r.get(12)?;
+    Ok(Recorded {
+        seq: r.get(0)?,
+        event: Event {
+            engine: r.get(1)?,
+            at_ms: r.get(2)?,
+            kind: Some(kind),
+            tag: r.get(4)?,
+            image_id: r.get(5)?,
+            previous_id: r.get(6)?,
+            outcome: r.get(7)?,
+            reason: r.get(8)?,
+            git_commit: r.get(9)?,
+            git_dirty: r.get(10)?,
+            dockerfile_sha256: r.get(11)?,
+            build_arg_names: names.and_then(|n| serde_json::from_str(&n).ok()).unwrap_or_default(),
+            archive_path: r.get(13)?,
+            archive_sha256: r.get(14)?,
+            archive_size: r.get(15)?,
+            imgguard_version: r.get(16)?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn creates_private_file_and_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("sub/ledger.db");
+        let mut store = Store::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mut e = Event::new("E", 5, EventKind::Build);
+        e.tag = Some("x:v1".into());
+        e.image_id = Some("sha256:a".into());
+        e.build_arg_names = vec!["VERSION".into()];
+        e.git_dirty = Some(true);
+        store.append(Some(("E", "host", "unix:///s")), &[e.clone()]).unwrap();
+        let got = store.events(Some("E"), &["x:v1"]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event, e);
+        assert_eq!(store.engine_name("E").unwrap().as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ledger.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Store::open(&path).unwrap_err().to_string();
+        assert!(e.contains("schema version 99 is newer"), "{e}");
+    }
+
+    #[test]
+    fn tag_query_includes_fates_of_its_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&tmp.path().join("l.db")).unwrap();
+        let mut b = Event::new("E", 1, EventKind::Build);
+        b.tag = Some("x:v1".into());
+        b.image_id = Some("A".into());
+        let mut other = b.clone();
+        other.tag = Some("y:v1".into());
+        other.image_id = Some("C".into());
+        let mut removed = Event::new("E", 2, EventKind::Removed);
+        removed.image_id = Some("A".into());
+        store.append(None, &[b, other, removed]).unwrap();
+        let got = store.events(Some("E"), &["x:v1"]).unwrap();
+        let kinds: Vec<_> = got.iter().map(|r| r.event.kind()).collect();
+        assert_eq!(kinds, [EventKind::Build, EventKind::Removed]);
+    }
+}
