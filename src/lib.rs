@@ -44,8 +44,10 @@ pub fn run() -> ExitCode {
 }
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let config = config::Config::load(cli.config.as_deref(), &cwd)?;
     match &cli.command {
-        cli::Command::Build(args) => commands::build::run(args, cli.config.as_deref()),
+        cli::Command::Build(args) => commands::build::run(args, &config, &cwd),
         cli::Command::History(args) => commands::history::run(args),
     }
 }

@@ -26,16 +26,14 @@ use crate::policy::{self, Candidate, Decision, KeepReason, Rules, Snapshot, Verd
 use crate::reference::Tag;
 
 /// Runs the command.
-pub fn run(args: &cli::BuildArgs, config_path: Option<&Path>) -> Result<Outcome, Error> {
+pub fn run(args: &cli::BuildArgs, config: &Config, cwd: &Path) -> Result<Outcome, Error> {
     // Everything that can be wrong with the input is found before docker runs.
     let parsed = build_args::parse(&args.docker_args).map_err(|e| Error::Usage(e.to_string()))?;
-    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
-    let config = Config::load(config_path, &cwd)?;
     let rules = Rules {
         keep_previous: args.keep_previous || config.file.keep_previous,
         protect: config.file.protect.clone(),
     };
-    super::runtime()?.block_on(build(&args.docker_args, &parsed, &rules, &cwd))
+    super::runtime()?.block_on(build(&args.docker_args, &parsed, &rules, cwd))
 }
 
 /// What became of one tag.

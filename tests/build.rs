@@ -1,0 +1,326 @@
+//! `imgguard build` and `history` against the real daemon.
+
+use std::process::Command;
+
+use crate::support::{docker, docker_ok, image_id, DockerTest};
+
+/// The seed's first transcript: build, change a file, rebuild. The old ID is gone from the
+/// daemon and the lineage shows both, removed and current, with the git commit of the context.
+#[test]
+fn rebuild_removes_the_image_it_left_dangling() {
+    let t = DockerTest::new("rebuild");
+    let tag = t.tag("x:v1");
+    let ctx = t.ctx.path();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+            .args(args)
+            .current_dir(ctx)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "git {args:?}");
+        String::from_utf8_lossy(&ok.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    let head = git(&["rev-parse", "HEAD"]);
+
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).expect("built");
+    t.set_content("2");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    let second = image_id(&tag).expect("rebuilt");
+    assert_ne!(first, second);
+    assert!(image_id(&first).is_none(), "the superseded image is gone from the daemon");
+    let short = |id: &str| id[..19].to_string();
+    assert_eq!(
+        r.imgguard_lines(),
+        [format!(
+            "imgguard: {tag}  {} → {}  removed {}",
+            short(&first),
+            short(&second),
+            short(&first)
+        )]
+    );
+    assert_eq!(
+        t.states(&tag),
+        [(second.clone(), "current".into()), (first.clone(), "removed".into())]
+    );
+    let h = t.history(Some(&tag));
+    let entries = h[0]["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["git_commit"], head.as_str());
+    assert_eq!(entries[0]["event"], "build");
+    assert!(entries[1]["reason"].as_str().unwrap().starts_with("superseded"));
+    assert!(h[0]["engine"].as_str().is_some_and(|e| !e.is_empty()));
+    // recorded_at is RFC 3339.
+    let at = entries[0]["recorded_at"].as_str().unwrap();
+    assert!(at.len() == 24 && at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+}
+
+#[test]
+fn cache_hit_rebuild_removes_nothing() {
+    let t = DockerTest::new("cachehit");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    assert_eq!(image_id(&tag).unwrap(), first);
+    assert_eq!(r.imgguard_lines(), [format!("imgguard: {tag}  {}  unchanged", &first[..19])]);
+    assert_eq!(t.states(&tag), [(first, "current".into())]);
+}
+
+#[test]
+fn stopped_container_keeps_the_old_image() {
+    let t = DockerTest::new("stopped");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    let name = t.container(&tag, "c1", false);
+    t.set_content("2");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    let line = r.imgguard_lines().join("\n");
+    assert!(
+        line.ends_with(&format!("kept {}: used by container {name} (exited)", &first[..19])),
+        "{line}"
+    );
+    assert!(image_id(&first).is_some(), "kept, not forced");
+    let states = t.states(&tag);
+    assert_eq!(states[1], (first, "kept".into()));
+    let h = t.history(Some(&tag));
+    assert!(h[0]["entries"][1]["reason"].as_str().unwrap().contains(&name));
+}
+
+#[test]
+fn running_container_keeps_the_old_image() {
+    let t = DockerTest::new("running");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    let name = t.container(&tag, "web", true);
+    t.set_content("2");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    let line = r.imgguard_lines().join("\n");
+    assert!(line.ends_with(&format!("used by container {name} (running)")), "{line}");
+    assert!(image_id(&first).is_some());
+    assert_eq!(t.states(&tag)[1].1, "kept");
+    // The image is still the container's: no <none> made by force.
+    let img = docker(&["inspect", "--format", "{{.Image}}", &name]);
+    assert_eq!(img, first);
+}
+
+#[test]
+fn another_tag_keeps_the_old_image() {
+    let t = DockerTest::new("othertag");
+    let tag = t.tag("x:v1");
+    let stable = t.tag("x:stable");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    docker(&["tag", &tag, &stable]);
+    t.set_content("2");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    let line = r.imgguard_lines().join("\n");
+    assert!(line.ends_with(&format!("kept {}: still tagged {stable}", &first[..19])), "{line}");
+    assert_eq!(image_id(&stable).as_deref(), Some(first.as_str()));
+}
+
+#[test]
+fn several_tags_in_one_build() {
+    let t = DockerTest::new("multitag");
+    let (a, b) = (t.tag("x:v1"), t.tag("x:latest"));
+    t.build(&["-t", &a, "--tag", &b]).assert_code(0);
+    let first = image_id(&a).unwrap();
+    assert_eq!(image_id(&b).as_deref(), Some(first.as_str()));
+    t.set_content("2");
+    let r = t.build(&["-t", &a, &format!("--tag={b}")]);
+    r.assert_code(0);
+    let lines = r.imgguard_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.iter().all(|l| l.ends_with(&format!("removed {}", &first[..19]))), "{lines:?}");
+    assert!(image_id(&first).is_none());
+    assert_eq!(t.states(&a)[1].1, "removed");
+    assert_eq!(t.states(&b)[1].1, "removed");
+}
+
+#[test]
+fn keep_previous_records_but_removes_nothing() {
+    let t = DockerTest::new("keepprev");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    t.set_content("2");
+    let r = t.run(&["build", "--keep-previous", "-q", "-t", &tag, "."]);
+    r.assert_code(0);
+    assert!(r.imgguard_lines()[0].contains("kept"), "{}", r.stderr);
+    assert!(image_id(&first).is_some());
+    assert_eq!(t.states(&tag)[1], (first, "kept".into()));
+}
+
+#[test]
+fn protect_pattern_from_config_keeps_the_old_image() {
+    let t = DockerTest::new("protect");
+    let tag = t.tag("x:v1");
+    std::fs::write(
+        t.ctx.path().join(".imgguard.yml"),
+        format!("version: 1\nprotect:\n  - \"{}-x:*\"\n", t.name),
+    )
+    .unwrap();
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    t.set_content("2");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    assert!(r.imgguard_lines()[0].contains("protected"), "{}", r.stderr);
+    assert!(image_id(&first).is_some());
+}
+
+#[test]
+fn failing_build_passes_dockers_code_and_records_nothing() {
+    let t = DockerTest::new("fail");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    t.write_dockerfile("COPY does-not-exist /x\n");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(1);
+    assert!(r.imgguard_lines().is_empty(), "{}", r.stderr);
+    assert_eq!(image_id(&tag).as_deref(), Some(first.as_str()));
+    assert_eq!(t.states(&tag), [(first, "current".into())]);
+    let store = imgguard::ledger::store::Store::open(&t.home.path().join("ledger.db")).unwrap();
+    assert_eq!(store.count().unwrap(), 1, "only the first build is recorded");
+}
+
+#[test]
+fn build_arg_values_never_reach_the_ledger() {
+    let t = DockerTest::new("buildarg");
+    let tag = t.tag("x:v1");
+    t.write_dockerfile("ARG SECRET_TOKEN\n");
+    t.build(&["-t", &tag, "--build-arg", "SECRET_TOKEN=hunter2-very-secret"]).assert_code(0);
+    let db = t.home.path().join("ledger.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    if let Ok(wal) = std::fs::read(t.home.path().join("ledger.db-wal")) {
+        bytes.extend(wal);
+    }
+    let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!find(b"hunter2-very-secret"), "a build-arg value was stored");
+    assert!(find(b"SECRET_TOKEN"), "the build-arg name is recorded");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn docker_context_from_config_json_is_used_for_both_api_and_cli() {
+    let t = DockerTest::new("context");
+    let cfg = tempfile::tempdir().unwrap();
+    let name = "igt-ctx";
+    let id = imgguard::engine::endpoint::context_dir_name(name);
+    let meta = cfg.path().join("contexts/meta").join(id);
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"unix:///var/run/docker.sock","SkipTLSVerify":false}}}}}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(cfg.path().join("config.json"), format!(r#"{{"currentContext":"{name}"}}"#))
+        .unwrap();
+    let tag = t.tag("x:v1");
+    let out = t
+        .cmd(&["build", "-q", "-t", &tag, "."])
+        .env_remove("DOCKER_HOST")
+        .env("DOCKER_CONFIG", cfg.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(image_id(&tag).is_some());
+    // The engine identity recorded is the daemon's own ID.
+    let engine = docker(&["info", "--format", "{{.ID}}"]);
+    assert_eq!(t.history(Some(&tag))[0]["engine"], engine.as_str());
+
+    // A context pointing nowhere: exit 2 before anything runs.
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"{name}","Endpoints":{{"docker":{{"Host":"unix:///nonexistent.sock"}}}}}}"#
+        ),
+    )
+    .unwrap();
+    let out = t
+        .cmd(&["build", "-q", "-t", &t.tag("y:v1"), "."])
+        .env_remove("DOCKER_HOST")
+        .env("DOCKER_CONFIG", cfg.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("imgguard: cannot reach the Docker engine at unix:///nonexistent.sock"),
+        "{err}"
+    );
+    assert!(image_id(&t.tag("y:v1")).is_none());
+}
+
+/// Four imgguard processes at once on different tags, two rounds: every record is there and the
+/// database is consistent.
+#[test]
+fn concurrent_builds_lose_no_records() {
+    let t = DockerTest::new("concurrent");
+    let ctxs: Vec<tempfile::TempDir> = (0..4)
+        .map(|i| {
+            let d = tempfile::tempdir().unwrap();
+            for f in ["Dockerfile", "pause"] {
+                std::fs::copy(t.ctx.path().join(f), d.path().join(f)).unwrap();
+            }
+            std::fs::write(d.path().join("content"), format!("{i}-a")).unwrap();
+            d
+        })
+        .collect();
+    let tags: Vec<String> = (0..4).map(|i| t.tag(&format!("c{i}:v1"))).collect();
+    for round in ["a", "b"] {
+        let children: Vec<_> = ctxs
+            .iter()
+            .zip(&tags)
+            .enumerate()
+            .map(|(i, (ctx, tag))| {
+                std::fs::write(ctx.path().join("content"), format!("{i}-{round}")).unwrap();
+                t.cmd(&["build", "-q", "-t", tag, "."]).current_dir(ctx.path()).output_async()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    for tag in &tags {
+        let states: Vec<String> = t.states(tag).into_iter().map(|s| s.1).collect();
+        assert_eq!(states, ["current", "removed"], "{tag}");
+    }
+    let db = t.home.path().join("ledger.db");
+    let store = imgguard::ledger::store::Store::open(&db).unwrap();
+    // Per tag: two builds and one removal.
+    assert_eq!(store.count().unwrap(), 12);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    assert!(!docker_ok(&["image", "inspect", "--format", "x", &format!("{}:missing", t.name)]));
+}
+
+trait SpawnOutput {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl SpawnOutput for Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}

@@ -1,0 +1,255 @@
+//! Shared test harness: run the binary, make throwaway build contexts, clean up only our own.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_imgguard");
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: &Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// The lines imgguard itself printed (docker's output filtered out).
+    pub fn imgguard_lines(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("imgguard: ")).collect()
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A unique, lowercase id for this test process.
+pub fn run_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        format!("{}{:x}", std::process::id(), nanos % 0xfffff)
+    })
+}
+
+/// Fails the test with a one-line instruction when no daemon answers; never skips.
+pub fn require_daemon() {
+    static OK: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = OK.get_or_init(|| {
+        let out = Command::new("docker").args(["info", "--format", "{{.ID}}"]).output();
+        match out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => Err(format!("cannot run docker: {e}")),
+        }
+    });
+    if let Err(e) = r {
+        panic!(
+            "these tests need a Docker daemon and none answers ({e}); start one with \
+             `sudo dockerd &` (or run `bash .ci/run`, which starts it)"
+        );
+    }
+}
+
+/// Runs docker with argv; panics if it fails.
+#[track_caller]
+pub fn docker(args: &[&str]) -> String {
+    let o = Command::new("docker").args(args).output().expect("run docker");
+    assert!(o.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Runs docker with argv; returns whether it succeeded.
+pub fn docker_ok(args: &[&str]) -> bool {
+    Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
+}
+
+/// The full image ID a reference points at, if any.
+pub fn image_id(reference: &str) -> Option<String> {
+    let o = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .expect("run docker");
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// A static `pause` program, built once with gcc, so test images can run a container that keeps
+/// running without any base image.
+pub fn pause_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("imgguard-pause-{}", run_id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("pause.c");
+        std::fs::write(&src, "#include <unistd.h>\nint main(void){for(;;)pause();}\n").unwrap();
+        let bin = dir.join("pause");
+        let ok =
+            Command::new("gcc").args(["-static", "-Os", "-o"]).arg(&bin).arg(&src).status().expect(
+                "gcc is needed to build the test pause program (apt-get install gcc libc6-dev)",
+            );
+        assert!(ok.success(), "gcc -static failed");
+        bin
+    })
+}
+
+/// One daemon test: its own name prefix, label, ledger home and build context; removes the
+/// containers and images carrying its label when dropped.
+pub struct DockerTest {
+    pub name: String,
+    pub label: String,
+    pub home: tempfile::TempDir,
+    pub ctx: tempfile::TempDir,
+}
+
+impl DockerTest {
+    pub fn new(test: &str) -> DockerTest {
+        require_daemon();
+        let name = format!("igt-{}-{test}", run_id());
+        let label = format!("imgguard.test={name}");
+        let t = DockerTest {
+            name,
+            label,
+            home: tempfile::tempdir().unwrap(),
+            ctx: tempfile::tempdir().unwrap(),
+        };
+        std::fs::copy(pause_binary(), t.ctx.path().join("pause")).unwrap();
+        t.write_dockerfile("");
+        t.set_content("1");
+        t
+    }
+
+    /// A tag under this test's prefix: `igt-<run>-<test>-<suffix>`.
+    pub fn tag(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.name)
+    }
+
+    /// The Dockerfile: FROM scratch, our label, the pause program, the content file, plus `extra`.
+    pub fn write_dockerfile(&self, extra: &str) {
+        let text = format!(
+            "FROM scratch\nLABEL {}\nCOPY pause /pause\nCOPY content /content\n{extra}CMD [\"/pause\"]\n",
+            self.label
+        );
+        std::fs::write(self.ctx.path().join("Dockerfile"), text).unwrap();
+    }
+
+    /// Changes the content so the next build makes a new image ID.
+    pub fn set_content(&self, content: &str) {
+        std::fs::write(self.ctx.path().join("content"), content).unwrap();
+    }
+
+    /// The binary with this test's ledger home, run in the build context.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(self.ctx.path()).env("IMGGUARD_HOME", self.home.path());
+        c.env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(&self.cmd(args).output().expect("run imgguard"))
+    }
+
+    /// `imgguard build -q <args> .`
+    pub fn build(&self, args: &[&str]) -> Run {
+        let mut all = vec!["build", "-q"];
+        all.extend_from_slice(args);
+        all.push(".");
+        self.run(&all)
+    }
+
+    /// `imgguard history --format json [tag]`, parsed.
+    pub fn history(&self, tag: Option<&str>) -> serde_json::Value {
+        let mut args = vec!["history", "--format", "json"];
+        args.extend(tag);
+        let r = self.run(&args);
+        r.assert_code(0);
+        serde_json::from_str(&r.stdout).expect("history JSON")
+    }
+
+    /// `(image_id, state)` of a tag's lineage, newest first.
+    pub fn states(&self, tag: &str) -> Vec<(String, String)> {
+        let h = self.history(Some(tag));
+        let arr = h.as_array().unwrap();
+        assert_eq!(arr.len(), 1, "one lineage for {tag}: {h}");
+        arr[0]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["image_id"].as_str().unwrap().to_string(),
+                    e["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Runs a container of `image` under this test's label; `running` keeps it up.
+    pub fn container(&self, image: &str, suffix: &str, running: bool) -> String {
+        let name = self.tag(suffix);
+        docker(&["run", "-d", "--label", &self.label, "--name", &name, image]);
+        if !running {
+            docker(&["kill", &name]);
+        }
+        name
+    }
+}
+
+impl Drop for DockerTest {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.label);
+        let containers = docker_list(&["ps", "-aq", "--filter", &filter]);
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(containers.iter().map(String::as_str));
+            let _ = Command::new("docker").args(&args).output();
+        }
+        // Tags first (removing a tag never removes another's image), then the untagged rest.
+        for _ in 0..3 {
+            let tags = docker_list(&[
+                "images",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+            ]);
+            for t in tags.iter().filter(|t| !t.contains("<none>")) {
+                let _ = Command::new("docker").args(["rmi", t]).output();
+            }
+            let ids = docker_list(&["images", "-aq", "--filter", &filter]);
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                let _ = Command::new("docker").args(["rmi", &id]).output();
+            }
+        }
+    }
+}
+
+fn docker_list(args: &[&str]) -> Vec<String> {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
