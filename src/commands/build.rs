@@ -241,7 +241,7 @@ pub(crate) fn fate_event(engine: &str, now: i64, d: &Decision) -> Event {
         Verdict::Remove => {
             let by: Vec<String> =
                 d.candidate.left_by.iter().map(|(t, by)| format!("{t} → {}", by.short())).collect();
-            (EventKind::Removed, "removed", format!("superseded ({})", by.join(", ")))
+            (EventKind::Removed, "removed", format!("superseded: {}", by.join(", ")))
         }
         Verdict::Gone => (EventKind::Removed, "gone", "already removed by someone else".into()),
         Verdict::Keep(reason) => (EventKind::Kept, "kept", reason.to_string()),
