@@ -25,6 +25,7 @@ pub use error::{Error, Outcome};
 
 /// Runs imgguard with the process's arguments and returns its exit code.
 pub fn run() -> ExitCode {
+    commands::start_clock();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

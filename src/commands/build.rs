@@ -15,6 +15,7 @@ use std::process::Stdio;
 use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 
+use super::trace;
 use crate::build_args::{self, BuildArgs};
 use crate::cli;
 use crate::config::Config;
@@ -49,12 +50,16 @@ async fn build(
     rules: &Rules,
     cwd: &Path,
 ) -> Result<Outcome, Error> {
+    trace("args and config read");
     let engine = super::connect().await?;
+    trace("connected");
     let mut store = super::open_ledger()?;
+    trace("ledger open");
 
     // 1. Where each tag points now (404 = nowhere).
     let tags: Vec<&str> = parsed.tags.iter().map(Tag::as_str).collect();
     let before = inspect_all(&engine, tags.iter().copied()).await?;
+    trace("tags inspected before");
 
     // 2. docker build, with the facts that do not depend on it gathered meanwhile.
     let iid = IidFile::new(parsed.iidfile.as_deref())?;
@@ -74,11 +79,24 @@ async fn build(
     }
     let mut child =
         cmd.spawn().map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
+    trace("docker build started");
     let git_dir = context_dir.clone().unwrap_or_else(|| cwd.to_path_buf());
     let (status, identity, git_state, dockerfile_sha) = tokio::join!(
-        child.wait(),
-        engine.identity(),
-        blocking(move || git::state(&git_dir)),
+        async {
+            let s = child.wait().await;
+            trace("docker build ended");
+            s
+        },
+        async {
+            let i = engine.identity().await;
+            trace("engine identity read");
+            i
+        },
+        blocking(move || {
+            let g = git::state(&git_dir);
+            trace("git state read");
+            g
+        }),
         blocking(move || dockerfile.and_then(|p| sha256_file(&p))),
     );
     let status = status.map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
@@ -99,8 +117,10 @@ async fn build(
         tokio::join!(engine.inspect(new_id.as_str()), inspect_all(&engine, tags.iter().copied()));
     let new_info = new_info?;
     let after = after?;
+    trace("new image and tags inspected after");
 
     let known = store.events(Some(&identity.id), &tags)?;
+    trace("ledger read");
     let base = |kind: EventKind| {
         let mut e = Event::new(&identity.id, now, kind);
         e.git_commit = git_state.as_ref().map(|g: &GitState| g.commit.clone());
@@ -182,10 +202,12 @@ async fn build(
         let plan = policy::plan(&candidates, &snapshot, rules);
         apply(&engine, plan).await?
     };
+    trace("plan applied");
     for d in &decisions {
         events.push(fate_event(&identity.id, now, d));
     }
     store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
+    trace("ledger written");
     print_reports(&reports, &new_id, &decisions);
     Ok(Outcome::Child(0))
 }

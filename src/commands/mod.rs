@@ -4,7 +4,8 @@
 pub mod build;
 pub mod history;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::engine::{endpoint, Engine};
 use crate::error::Error;
@@ -17,6 +18,23 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+}
+
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// Marks the start of the process for [`trace`].
+pub(crate) fn start_clock() {
+    STARTED.get_or_init(Instant::now);
+}
+
+/// With `IMGGUARD_TRACE` set, prints how long imgguard has run when it reaches `phase`: how the
+/// benchmark attributes imgguard's own time.
+pub(crate) fn trace(phase: &str) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| env_var("IMGGUARD_TRACE").is_some()) {
+        let ms = STARTED.get().map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
+        eprintln!("imgguard-trace: {ms:8.2} ms  {phase}");
+    }
 }
 
 /// Looks up an environment variable, treating an empty value as unset.
