@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod git;
+pub mod github;
 pub mod ledger;
 pub mod policy;
 pub mod reference;

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::engine::{Engine, ImageId, ImageInfo, Removal};
 use crate::error::{Error, Outcome};
 use crate::git::{self, GitState};
+use crate::github::BuildResult;
 use crate::ledger::{self, Event, EventKind, OUTCOME_NOT_IN_DAEMON};
 use crate::policy::{self, Candidate, Decision, KeepReason, Rules, Snapshot, Verdict};
 use crate::reference::Tag;
@@ -37,12 +38,8 @@ pub fn run(args: &cli::BuildArgs, config: &Config, cwd: &Path) -> Result<Outcome
     super::runtime()?.block_on(build(&args.docker_args, &parsed, &rules, cwd))
 }
 
-/// What became of one tag.
-struct TagReport {
-    tag: String,
-    before: Option<ImageId>,
-    after: Option<ImageId>,
-}
+/// What became of one tag (shared with the GitHub report).
+use crate::github::TagChange as TagReport;
 
 async fn build(
     raw: &[OsString],
@@ -146,6 +143,21 @@ async fn build(
             "{} is not in the daemon (buildx without --load, or push-only): nothing to remove",
             new_id.short()
         ));
+        let reports: Vec<TagReport> = tags
+            .iter()
+            .zip(&before)
+            .map(|(tag, b)| TagReport {
+                tag: (*tag).to_string(),
+                before: b.as_ref().map(|i| i.id.clone()),
+                after: None,
+            })
+            .collect();
+        super::github::publish(&BuildResult {
+            image_id: &new_id,
+            tags: &reports,
+            decisions: &[],
+            in_daemon: false,
+        })?;
         return Ok(Outcome::Child(0));
     }
 
@@ -209,6 +221,12 @@ async fn build(
     store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
     trace("ledger written");
     print_reports(&reports, &new_id, &decisions);
+    super::github::publish(&BuildResult {
+        image_id: &new_id,
+        tags: &reports,
+        decisions: &decisions,
+        in_daemon: true,
+    })?;
     Ok(Outcome::Child(0))
 }
 

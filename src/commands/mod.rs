@@ -2,6 +2,7 @@
 //! themselves live in the pure core ([`crate::policy`], [`crate::ledger`]).
 
 pub mod build;
+mod github;
 pub mod history;
 
 use std::sync::OnceLock;
