@@ -7,5 +7,6 @@
 
 mod support;
 
+mod action;
 mod build;
 mod cli;

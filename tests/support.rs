@@ -161,6 +161,10 @@ impl DockerTest {
         let mut c = Command::new(BIN);
         c.args(args).current_dir(self.ctx.path()).env("IMGGUARD_HOME", self.home.path());
         c.env_remove("DOCKER_CONTEXT");
+        // Run inside a GitHub workflow, the tests must not write to its outputs or summary.
+        for v in ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"] {
+            c.env_remove(v);
+        }
         c
     }
 
