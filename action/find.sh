@@ -39,7 +39,7 @@ src_hash="$(sha256_of "$sums" | cut -c1-16)"
 rm -f "$list" "$sums"
 ref="${ACTION_REF:-local}"
 ref="${ref//[^A-Za-z0-9._-]/_}"
-key="imgguard-${RUNNER_OS}-${RUNNER_ARCH}-${ref}-${src_hash}"
+key="imgguard-${RUNNER_OS:-os}-${RUNNER_ARCH:-arch}-${ref}-${src_hash}"
 root="${RUNNER_TOOL_CACHE:-${RUNNER_TEMP:-/tmp}}/imgguard/${key}"
 echo "imgguard $ours will be built from the action's checkout into $root (cache key $key)"
 {
