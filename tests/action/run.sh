@@ -171,6 +171,47 @@ run_workflow() {
 selected() { [ ${#only[@]} -eq 0 ] || printf '%s\n' "${only[@]}" | grep -qx "$1"; }
 only=("$@")
 
+# The install path that act does not take (imgguard is on PATH there): the scripts alone.
+step "the action's install scripts without a runner"
+scripts_ok=1
+script_case() { # NAME WANT(0|fail) EXPECTED-OUTPUT-LINE -- ENV=VALUE… SCRIPT
+  local name="$1" want="$2" expect="$3" code=0 out
+  shift 4
+  out="$work/$name.out"
+  : >"$out"
+  env GITHUB_ACTION_PATH="$src" GITHUB_OUTPUT="$out" RUNNER_OS=Linux RUNNER_ARCH=X64 \
+    RUNNER_TOOL_CACHE="$work/tools" INPUT_CHECK=true INPUT_KEEP_PREVIOUS=false "$@" \
+    >"$out.log" 2>&1 || code=$?
+  if { [ "$want" = 0 ] && [ "$code" -ne 0 ]; } || { [ "$want" = fail ] && [ "$code" -eq 0 ]; } ||
+    ! grep -qE -- "$expect" "$out" "$out.log"; then
+    echo "FAIL  $name (exit $code, expected $want and /$expect/)"
+    sed 's/^/  | /' "$out" "$out.log"
+    scripts_ok=0
+  else
+    echo "ok    $name"
+  fi
+}
+# A PATH with no imgguard: the system's tools and a cargo that must not be run.
+mkdir -p "$work/fakebin"
+printf '#!/bin/sh\necho "cargo must not run here" >&2\nexit 99\n' >"$work/fakebin/cargo"
+chmod +x "$work/fakebin/cargo"
+no_imgguard_path="$work/fakebin:/usr/bin:/bin"
+script_case find-on-path 0 '^found=true$' -- INPUT_IMGGUARD_VERSION= bash "$src/action/find.sh"
+script_case find-builds-own-checkout 0 '^key=imgguard-Linux-X64-v9_9-[0-9a-f]{16}$' -- \
+  PATH="$no_imgguard_path" ACTION_REF=v9/9 INPUT_IMGGUARD_VERSION= bash "$src/action/find.sh"
+script_case find-wrong-version fail 'imgguard-version 9.9.9 was asked for' -- \
+  INPUT_IMGGUARD_VERSION=9.9.9 bash "$src/action/find.sh"
+script_case find-bad-bool fail 'input check must be true or false' -- \
+  INPUT_CHECK=yes INPUT_IMGGUARD_VERSION= bash "$src/action/find.sh"
+mkdir -p "$work/tools/cached/bin" && cp "$target_dir/debug/imgguard" "$work/tools/cached/bin/"
+script_case install-from-cache 0 'restored from the cache' -- \
+  ROOT="$work/tools/cached" GITHUB_PATH="$work/path.txt" bash "$src/action/install.sh"
+grep -qxF "$work/tools/cached/bin" "$work/path.txt" || { echo "FAIL  install-from-cache: GITHUB_PATH"; scripts_ok=0; }
+if [ "$scripts_ok" = 1 ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1))
+  failures+=("install-scripts")
+fi
+
 step "workflows under act (run id $run_id)"
 tag="igt-act-$run_id"
 if selected build-twice; then
