@@ -6,7 +6,12 @@ set -euo pipefail
 source "$GITHUB_ACTION_PATH/action/lib.sh"
 
 read_tags "$INPUT_TAGS"
-imgguard save -o "$INPUT_SAVE" "${TAGS[@]}"
+status=0
+imgguard save -o "$INPUT_SAVE" "${TAGS[@]}" || status=$?
+if [ "$status" -ne 0 ]; then
+  printf '::error title=imgguard save::saving to %s failed (exit %s, its message is above)\n' "$INPUT_SAVE" "$status"
+  exit "$status"
+fi
 sum="$(sha256_of "$INPUT_SAVE")"
 echo "archive $INPUT_SAVE sha256 $sum"
 echo "archive-sha256=$sum" >>"$GITHUB_OUTPUT"

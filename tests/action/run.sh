@@ -236,7 +236,8 @@ if selected check-fails; then
   run_workflow check-fails fail \
     --must "igt-done: check-fails" \
     --must "IG001" \
-    --must "igt-scripts/backup.sh" \
+    --must "backup.sh,line=2," \
+    --must "::error title=imgguard check::findings at or above warning" \
     --mustnot "igt-unexpected"
 fi
 if selected check-and-save; then
