@@ -2,7 +2,10 @@
 //! themselves live in the pure core ([`crate::policy`], [`crate::ledger`]).
 
 pub mod build;
+pub mod explain;
 pub mod history;
+pub mod prune;
+pub mod rmi;
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
