@@ -69,6 +69,10 @@ pub struct HistoryArgs {
 /// `imgguard explain`.
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    /// Only images carrying this label (`KEY` or `KEY=VALUE`; repeat to require several).
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -92,6 +96,10 @@ pub struct PruneArgs {
     /// Also remove dangling images the ledger cannot explain.
     #[arg(long)]
     pub unknown: bool,
+
+    /// Only images carrying this label (`KEY` or `KEY=VALUE`; repeat to require several).
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

@@ -236,6 +236,14 @@ fn nameless_cause(r: &Recorded) -> Cause {
     Cause::LoadedNameless { archive: r.event.archive_path.clone(), at_ms: r.event.at_ms }
 }
 
+/// Whether an image carries every label asked for (`KEY` or `KEY=VALUE`).
+pub fn has_labels(image: &ListedImage, wanted: &[String]) -> bool {
+    wanted.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => image.labels.get(k).is_some_and(|x| x == v),
+        None => image.labels.contains_key(w),
+    })
+}
+
 /// What `prune` may remove.
 #[derive(Debug, Clone, Default)]
 pub struct PruneRules {
@@ -534,6 +542,17 @@ mod tests {
         );
         let unknown_too = PruneRules { unknown: true, ..rules };
         assert_eq!(plan_prune(&list[2..3], &unknown_too, 100 * HOUR), [None]);
+    }
+
+    #[test]
+    fn label_filter() {
+        let mut i = img("A", &[], 0);
+        i.labels.insert("team".into(), "web".into());
+        assert!(has_labels(&i, &[]));
+        assert!(has_labels(&i, &["team".into()]));
+        assert!(has_labels(&i, &["team=web".into()]));
+        assert!(!has_labels(&i, &["team=db".into()]));
+        assert!(!has_labels(&i, &["team=web".into(), "x".into()]));
     }
 
     #[test]

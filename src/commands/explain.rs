@@ -46,9 +46,12 @@ pub(crate) async fn survey(store: Option<&Store>) -> Result<Survey, Error> {
 }
 
 impl Survey {
-    /// Every dangling image, explained.
-    pub(crate) fn explain(&self) -> Vec<Explained> {
-        dangling::explain(&self.images, &self.containers, &self.events, &self.identity.id)
+    /// Every dangling image carrying `labels`, explained.
+    pub(crate) fn explain(&self, labels: &[String]) -> Vec<Explained> {
+        let mut all =
+            dangling::explain(&self.images, &self.containers, &self.events, &self.identity.id);
+        all.retain(|e| dangling::has_labels(&e.image, labels));
+        all
     }
 
     /// Records the reconciliation's moves (one transaction).
@@ -121,7 +124,7 @@ pub fn run(args: &ExplainArgs, config: &Config) -> Result<Outcome, Error> {
     if let Some(store) = store.as_mut() {
         survey.record_moves(store, &[])?;
     }
-    let explained = survey.explain();
+    let explained = survey.explain(&args.label);
     let plan = dangling::plan_prune(&explained, &default_rules(config), survey.now);
     let mut out = std::io::stdout().lock();
     let result = match args.format {

@@ -89,7 +89,7 @@ async fn prune(
     store: Option<&mut Store>,
 ) -> Result<Outcome, Error> {
     let survey = survey(store.as_deref()).await?;
-    let explained = survey.explain();
+    let explained = survey.explain(&args.label);
     let plan = dangling::plan_prune(&explained, rules, survey.now);
     let human = args.format == Format::Human;
     if human {
