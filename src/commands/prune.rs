@@ -104,12 +104,14 @@ async fn prune(
 
     let mut done: Vec<Option<Done>> = Vec::with_capacity(plan.len());
     let mut events = Vec::new();
+    let bar = super::progress_bar(plan.iter().filter(|k| k.is_none()).count() as u64, "removing");
     for (e, keep) in explained.iter().zip(&plan) {
         if keep.is_some() {
             done.push(None);
             continue;
         }
         let outcome = remove_one(&survey.engine, e).await?;
+        bar.inc(1);
         let mut ev = Event::new(
             &survey.identity.id,
             survey.now,
@@ -126,14 +128,15 @@ async fn prune(
         ev.reason = Some(reason);
         events.push(ev);
         if human {
-            match &outcome {
+            bar.suspend(|| match &outcome {
                 Done::Removed => println!("removed {}", e.image.id.short()),
                 Done::Gone => println!("{} was already gone", e.image.id.short()),
                 Done::Kept(why) => println!("kept {}: {why}", e.image.id.short()),
-            }
+            });
         }
         done.push(Some(outcome));
     }
+    bar.finish_and_clear();
     if let Some(store) = store {
         survey.record_moves(store, &events)?;
     }
