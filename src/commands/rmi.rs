@@ -27,7 +27,6 @@ pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
         };
         refs.push((text, by_tag));
     }
-    let mut store = super::open_ledger()?;
     super::runtime()?.block_on(async {
         let engine = super::connect().await?;
         let (identity, containers) = tokio::join!(engine.identity(), engine.containers());
@@ -39,6 +38,8 @@ pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
                 None => return Err(Error::Usage(format!("no such image: {r}"))),
             }
         }
+        // Opened only once every reference is known to exist: a refused call creates nothing.
+        let mut store = super::open_ledger()?;
         let now = super::now_ms();
         let mut events = Vec::new();
         let mut refused = false;
