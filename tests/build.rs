@@ -209,6 +209,19 @@ fn build_arg_values_never_reach_the_ledger() {
     let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(!find(b"hunter2-very-secret"), "a build-arg value was stored");
     assert!(find(b"SECRET_TOKEN"), "the build-arg name is recorded");
+    // The Dockerfile's sha256, the imgguard version and the names are on the build event.
+    let store = imgguard::ledger::store::Store::open(&db).unwrap();
+    let events = store.events(None, &[&tag]).unwrap();
+    let build = &events[0].event;
+    let dockerfile = std::fs::read(t.ctx.path().join("Dockerfile")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&dockerfile))
+    };
+    assert_eq!(build.dockerfile_sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(build.build_arg_names, ["SECRET_TOKEN"]);
+    assert_eq!(build.imgguard_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(build.git_commit, None, "the context is not in a git repository");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
