@@ -1,6 +1,14 @@
 //! One module per command: observe → plan → apply → record, progress and output. The decisions
 //! themselves live in the pure core ([`crate::policy`], [`crate::ledger`]).
 
+/// `println!` that ignores a closed stdout (`imgguard prune | head`), where `println!` panics.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod build;
 pub mod explain;
 pub mod history;

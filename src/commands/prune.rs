@@ -129,9 +129,9 @@ async fn prune(
         events.push(ev);
         if human {
             bar.suspend(|| match &outcome {
-                Done::Removed => println!("removed {}", e.image.id.short()),
-                Done::Gone => println!("{} was already gone", e.image.id.short()),
-                Done::Kept(why) => println!("kept {}: {why}", e.image.id.short()),
+                Done::Removed => say!("removed {}", e.image.id.short()),
+                Done::Gone => say!("{} was already gone", e.image.id.short()),
+                Done::Kept(why) => say!("kept {}: {why}", e.image.id.short()),
             });
         }
         done.push(Some(outcome));
@@ -148,7 +148,7 @@ async fn prune(
         .sum();
     let removed = done.iter().filter(|d| matches!(d, Some(Done::Removed))).count();
     if human {
-        println!("reclaimed {} ({removed} images)", human_size(reclaimed));
+        say!("reclaimed {} ({removed} images)", human_size(reclaimed));
     } else {
         print_json(&explained, &plan, &done, false)?;
     }

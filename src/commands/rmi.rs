@@ -54,7 +54,7 @@ pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
             let tags = match engine.inspect(info.id.as_str()).await? {
                 Some(now) => now.repo_tags,
                 None => {
-                    println!("{r}: already gone");
+                    say!("{r}: already gone");
                     continue;
                 }
             };
@@ -70,7 +70,7 @@ pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
             match engine.remove_reference(r).await? {
                 RemovedRef::Done { untagged, deleted } => {
                     for t in &untagged {
-                        println!("untagged {t}");
+                        say!("untagged {t}");
                         let mut e = Event::new(&identity.id, now, EventKind::Untag);
                         e.tag = Some(Tag::parse(t).map_or_else(|_| t.clone(), |t| t.to_string()));
                         e.previous_id = Some(info.id.to_string());
@@ -78,7 +78,7 @@ pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
                         events.push(e);
                     }
                     for d in &deleted {
-                        println!("removed {d}");
+                        say!("removed {d}");
                         let mut e = Event::new(&identity.id, now, EventKind::Removed);
                         e.image_id = Some(d.clone());
                         e.outcome = Some("removed".into());
@@ -90,7 +90,7 @@ pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
                     eprintln!("imgguard: the daemon refused to remove {r}: {msg}");
                     refused = true;
                 }
-                RemovedRef::NotFound => println!("{r}: already gone"),
+                RemovedRef::NotFound => say!("{r}: already gone"),
             }
         }
         if !events.is_empty() {
