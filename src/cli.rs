@@ -30,6 +30,12 @@ pub enum Command {
     Build(BuildArgs),
     /// Show the lineage of image IDs each tag pointed to, newest first.
     History(HistoryArgs),
+    /// Say why each `<none>` image exists, with the ledger's evidence.
+    Explain(ExplainArgs),
+    /// Remove dangling images that nothing needs (never forced); prints the plan first.
+    Prune(PruneArgs),
+    /// Remove images or tags safely: refuses rather than leave a `<none>` image in use behind.
+    Rmi(RmiArgs),
 }
 
 /// `imgguard build`.
@@ -58,6 +64,54 @@ pub struct HistoryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+/// `imgguard explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Only images carrying this label (`KEY` or `KEY=VALUE`; repeat to require several).
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `imgguard prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Print the plan and change nothing (neither images nor the ledger).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Keep the N most recent superseded images of each tag, for rollback.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: usize,
+
+    /// Spare images that became dangling less than this long ago (90s, 30m, 1h, 2d, 0).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub min_age: String,
+
+    /// Also remove dangling images the ledger cannot explain.
+    #[arg(long)]
+    pub unknown: bool,
+
+    /// Only images carrying this label (`KEY` or `KEY=VALUE`; repeat to require several).
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `imgguard rmi`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Images to remove: `name:tag` or an image ID. There is no force option, by design.
+    #[arg(required = true, value_name = "REF")]
+    pub refs: Vec<String>,
 }
 
 /// Output formats shared by the reporting commands.

@@ -9,6 +9,7 @@ pub mod build_args;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dangling;
 pub mod engine;
 pub mod error;
 pub mod git;
@@ -51,5 +52,8 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     match &cli.command {
         cli::Command::Build(args) => commands::build::run(args, &config, &cwd),
         cli::Command::History(args) => commands::history::run(args),
+        cli::Command::Explain(args) => commands::explain::run(args, &config),
+        cli::Command::Prune(args) => commands::prune::run(args, &config),
+        cli::Command::Rmi(args) => commands::rmi::run(args),
     }
 }

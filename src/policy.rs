@@ -137,6 +137,30 @@ fn decide(c: &Candidate, snapshot: &Snapshot, rules: &Rules) -> Verdict {
     Verdict::Remove
 }
 
+/// What `imgguard rmi` may do with one reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RmiVerdict {
+    /// The image keeps other tags: only this tag goes, as `docker rmi` does.
+    Untag,
+    /// Nothing uses the image: remove it (never forced; the daemon may still refuse).
+    Remove,
+    /// Containers use it: removing its last name would leave a `<none>` image behind, which is
+    /// what `docker rmi -f` does. Refused.
+    Refuse(KeepReason),
+}
+
+/// Decides `imgguard rmi` for one reference: `by_tag` when the reference is a tag (not an ID),
+/// `tags` the image's tags, `users` the containers created from it as `(name, state)`.
+pub fn rmi_verdict(by_tag: bool, tags: &[String], users: &[(String, String)]) -> RmiVerdict {
+    if by_tag && tags.len() > 1 {
+        return RmiVerdict::Untag;
+    }
+    if !users.is_empty() {
+        return RmiVerdict::Refuse(KeepReason::InUse(users.to_vec()));
+    }
+    RmiVerdict::Remove
+}
+
 /// Glob match of a reference against a pattern: `*` any run of characters, `?` one.
 pub fn matches_pattern(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -265,6 +289,23 @@ mod tests {
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].candidate.left_by.len(), 2);
         assert_eq!(plan[0].verdict, Verdict::Remove);
+    }
+
+    #[test]
+    fn rmi_decisions() {
+        let tags = |t: &[&str]| t.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        let web = vec![("web".to_string(), "running".to_string())];
+        assert_eq!(rmi_verdict(true, &tags(&["a:1", "a:2"]), &web), RmiVerdict::Untag);
+        assert_eq!(
+            rmi_verdict(true, &tags(&["a:1"]), &web),
+            RmiVerdict::Refuse(KeepReason::InUse(web.clone()))
+        );
+        assert_eq!(
+            rmi_verdict(false, &tags(&["a:1", "a:2"]), &web),
+            RmiVerdict::Refuse(KeepReason::InUse(web.clone()))
+        );
+        assert_eq!(rmi_verdict(true, &tags(&["a:1"]), &[]), RmiVerdict::Remove);
+        assert_eq!(rmi_verdict(false, &[], &[]), RmiVerdict::Remove);
     }
 
     #[test]

@@ -209,6 +209,19 @@ fn build_arg_values_never_reach_the_ledger() {
     let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(!find(b"hunter2-very-secret"), "a build-arg value was stored");
     assert!(find(b"SECRET_TOKEN"), "the build-arg name is recorded");
+    // The Dockerfile's sha256, the imgguard version and the names are on the build event.
+    let store = imgguard::ledger::store::Store::open(&db).unwrap();
+    let events = store.events(None, &[&tag]).unwrap();
+    let build = &events[0].event;
+    let dockerfile = std::fs::read(t.ctx.path().join("Dockerfile")).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&dockerfile))
+    };
+    assert_eq!(build.dockerfile_sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(build.build_arg_names, ["SECRET_TOKEN"]);
+    assert_eq!(build.imgguard_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(build.git_commit, None, "the context is not in a git repository");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
@@ -323,4 +336,90 @@ impl SpawnOutput for Command {
             .spawn()
             .unwrap()
     }
+}
+
+/// A `docker` on PATH that runs the real one (when `run_real`) and then does `extra` (a shell
+/// snippet given the real docker as `$D`), to stage what another process or a buildx driver
+/// would do.
+fn wrapped_docker(run_real: bool, extra: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let real = String::from_utf8(
+        Command::new("sh").args(["-c", "command -v docker"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("docker");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nD={}\n{}\n{extra}\n",
+            real.trim(),
+            if run_real { "\"$D\" \"$@\" || exit $?" } else { ":" }
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn with_path(cmd: &mut Command, dir: &std::path::Path) {
+    cmd.env("PATH", format!("{}:{}", dir.display(), std::env::var("PATH").unwrap()));
+}
+
+/// Two builds of one tag at once: the other one finishes last and takes the tag. Ours is then
+/// superseded already and, held by nothing, removed; the ledger shows the tag where the daemon
+/// has it.
+#[test]
+fn a_concurrent_build_that_takes_the_tag_supersedes_ours() {
+    let t = DockerTest::new("race");
+    let tag = t.tag("x:v1");
+    let other = t.tag("other:v1");
+    t.set_content("other");
+    t.build(&["-t", &other]).assert_code(0);
+    let other_id = image_id(&other).unwrap();
+    t.set_content("ours");
+    // After the real build, "another build" points the tag at its own image.
+    let wrap = wrapped_docker(true, &format!("\"$D\" tag {other} {tag}"));
+    let mut cmd = t.cmd(&["build", "-q", "-t", &tag, "."]);
+    with_path(&mut cmd, wrap.path());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ours = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(stderr.contains("by another build meanwhile"), "{stderr}");
+    assert_eq!(image_id(&tag).as_deref(), Some(other_id.as_str()));
+    assert!(image_id(&ours).is_none(), "our superseded image is not left dangling");
+    let states = t.states(&tag);
+    assert_eq!(states[0], (other_id, "current".into()));
+    assert_eq!(states[1], (ours, "removed".into()));
+}
+
+/// A build whose image never reaches the daemon (what a buildx container driver without --load
+/// does; staged by a docker that writes an ID the daemon does not have): recorded, nothing
+/// removed, and said why.
+#[test]
+fn an_image_not_in_the_daemon_is_recorded_and_removes_nothing() {
+    let t = DockerTest::new("notloaded");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    t.set_content("2");
+    let fake = format!("sha256:{}", "e".repeat(64));
+    let wrap = wrapped_docker(false, &format!(
+        "while [ $# -gt 0 ]; do if [ \"$1\" = --iidfile ]; then printf {fake} > \"$2\"; fi; shift; done"
+    ));
+    let mut cmd = t.cmd(&["build", "-q", "-t", &tag, "."]);
+    with_path(&mut cmd, wrap.path());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not in the daemon"), "{stderr}");
+    assert!(image_id(&first).is_some(), "nothing removed");
+    // The lineage still shows the daemon's truth: the tag did not move.
+    let store = imgguard::ledger::store::Store::open(&t.home.path().join("ledger.db")).unwrap();
+    let events = store.events(None, &[&tag]).unwrap();
+    let last = &events.last().unwrap().event;
+    assert_eq!(last.outcome.as_deref(), Some("not-in-daemon"));
+    assert_eq!(last.image_id.as_deref(), Some(fake.as_str()));
+    assert_eq!(t.states(&tag)[0].1, "current");
 }

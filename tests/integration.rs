@@ -4,9 +4,12 @@
 
 // Test helpers are `pub` across the modules of this one binary.
 #![allow(unreachable_pub)]
+// Short names (t, a, b, …) read best in tests.
+#![allow(clippy::many_single_char_names)]
 
 mod support;
 
 mod action;
 mod build;
 mod cli;
+mod dangling;

@@ -23,6 +23,7 @@ use crate::engine::{Engine, ImageId, ImageInfo, Removal};
 use crate::error::{Error, Outcome};
 use crate::git::{self, GitState};
 use crate::github::BuildResult;
+use crate::ledger::store::{self, Store};
 use crate::ledger::{self, Event, EventKind, OUTCOME_NOT_IN_DAEMON};
 use crate::policy::{self, Candidate, Decision, KeepReason, Rules, Snapshot, Verdict};
 use crate::reference::Tag;
@@ -48,15 +49,35 @@ async fn build(
     cwd: &Path,
 ) -> Result<Outcome, Error> {
     trace("args and config read");
-    let engine = super::connect().await?;
-    trace("connected");
-    let mut store = super::open_ledger()?;
-    trace("ledger open");
-
-    // 1. Where each tag points now (404 = nowhere).
     let tags: Vec<&str> = parsed.tags.iter().map(Tag::as_str).collect();
-    let before = inspect_all(&engine, tags.iter().copied()).await?;
-    trace("tags inspected before");
+    // 1. Where each tag points now (404 = nowhere). An existing ledger is opened meanwhile; a new
+    //    one only once the daemon has answered, so that a failed call creates nothing.
+    let ledger_path = store::default_path(&super::env_var)?;
+    let existing = ledger_path.exists().then(|| {
+        let path = ledger_path.clone();
+        blocking(move || Store::open(&path))
+    });
+    let (opened, observed) = tokio::join!(
+        async {
+            match existing {
+                Some(open) => Some(open.await),
+                None => None,
+            }
+        },
+        async {
+            let engine = super::connect().await?;
+            trace("connected");
+            let before = inspect_all(&engine, tags.iter().copied()).await?;
+            trace("tags inspected before");
+            Ok::<_, Error>((engine, before))
+        }
+    );
+    let (engine, before) = observed?;
+    let store = match opened {
+        Some(store) => store?,
+        None => Store::open(&ledger_path)?,
+    };
+    trace("ledger open");
 
     // 2. docker build, with the facts that do not depend on it gathered meanwhile.
     let iid = IidFile::new(parsed.iidfile.as_deref())?;
@@ -78,6 +99,7 @@ async fn build(
         cmd.spawn().map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
     trace("docker build started");
     let git_dir = context_dir.clone().unwrap_or_else(|| cwd.to_path_buf());
+    let owned_tags: Vec<String> = tags.iter().map(|t| (*t).to_string()).collect();
     let (status, identity, git_state, dockerfile_sha) = tokio::join!(
         async {
             let s = child.wait().await;
@@ -85,9 +107,18 @@ async fn build(
             s
         },
         async {
-            let i = engine.identity().await;
+            // The ledger's view of these tags is read while docker works.
+            let identity = engine.identity().await?;
             trace("engine identity read");
-            i
+            let (id, wanted) = (identity.id.clone(), owned_tags);
+            let (store, known) = blocking(move || {
+                let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                let known = store.events(Some(&id), &refs);
+                (store, known)
+            })
+            .await;
+            trace("ledger read");
+            Ok::<_, Error>((identity, store, known?))
         },
         blocking(move || {
             let g = git::state(&git_dir);
@@ -101,7 +132,7 @@ async fn build(
         // A failed build changes nothing: no ledger entry, nothing removed.
         return Ok(Outcome::Child(exit_code(status)));
     }
-    let identity = identity?;
+    let (identity, mut store, known) = identity?;
     let now = super::now_ms();
 
     // 3. The new ID, and where the tags point after the build.
@@ -116,8 +147,6 @@ async fn build(
     let after = after?;
     trace("new image and tags inspected after");
 
-    let known = store.events(Some(&identity.id), &tags)?;
-    trace("ledger read");
     let base = |kind: EventKind| {
         let mut e = Event::new(&identity.id, now, kind);
         e.git_commit = git_state.as_ref().map(|g: &GitState| g.commit.clone());

@@ -1,9 +1,20 @@
 //! One module per command: observe → plan → apply → record, progress and output. The decisions
 //! themselves live in the pure core ([`crate::policy`], [`crate::ledger`]).
 
+/// `println!` that ignores a closed stdout (`imgguard prune | head`), where `println!` panics.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod build;
+pub mod explain;
 mod github;
 pub mod history;
+pub mod prune;
+pub mod rmi;
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +47,23 @@ pub(crate) fn trace(phase: &str) {
         let ms = STARTED.get().map_or(0.0, |s| s.elapsed().as_secs_f64() * 1000.0);
         eprintln!("imgguard-trace: {ms:8.2} ms  {phase}");
     }
+}
+
+/// A progress bar on stderr when it is a terminal (and not in CI); hidden otherwise, where the
+/// commands' plain lines are the progress.
+pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() || env_var("CI").is_some() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
 }
 
 /// Looks up an environment variable, treating an empty value as unset.

@@ -4,10 +4,14 @@
 use std::path::Path;
 
 use bollard::errors::Error as BollardError;
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptions};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptions,
+};
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 
-use super::{ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, Removal};
+use super::{
+    ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
+};
 
 /// Seconds before an API call is given up on.
 const TIMEOUT_SECS: u64 = 120;
@@ -98,6 +102,43 @@ impl Engine {
         }
     }
 
+    /// Every image, intermediate ones included (one `list_images(all=true)` call).
+    pub async fn images(&self) -> Result<Vec<ListedImage>, EngineError> {
+        let opts = ListImagesOptionsBuilder::new().all(true).build();
+        let list = self.docker.list_images(Some(opts)).await.map_err(|e| api("list images", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ListedImage {
+                id: ImageId::new(i.id),
+                parent: Some(i.parent_id).filter(|p| !p.is_empty()).map(ImageId::new),
+                // Older daemons list a dangling image's tags as `<none>:<none>`.
+                repo_tags: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
+                created_s: i.created,
+                size: i.size,
+                labels: i.labels.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    /// Removes one reference (a tag or an ID), never forced: a tag of an image that keeps other
+    /// tags is only untagged, as `docker rmi` does.
+    pub async fn remove_reference(&self, reference: &str) -> Result<RemovedRef, EngineError> {
+        let opts = RemoveImageOptions { force: false, noprune: false, platforms: None };
+        match self.docker.remove_image(reference, Some(opts), None).await {
+            Ok(items) => Ok(RemovedRef::Done {
+                untagged: items.iter().filter_map(|i| i.untagged.clone()).collect(),
+                deleted: items.into_iter().filter_map(|i| i.deleted).collect(),
+            }),
+            Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
+                Ok(RemovedRef::Conflict(message))
+            }
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                Ok(RemovedRef::NotFound)
+            }
+            Err(e) => Err(api(&format!("remove {reference}"), &e)),
+        }
+    }
+
     /// Every container, running or not (one `list_containers(all=true)` call).
     pub async fn containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptionsBuilder::new().all(true).build();
@@ -166,6 +207,17 @@ fn parse_api_version(head: &str) -> Option<ClientVersion> {
     })?;
     let (major, minor) = value.split_once('.')?;
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
+}
+
+/// What removing one reference did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemovedRef {
+    /// Done: the tags taken off and the image IDs deleted.
+    Done { untagged: Vec<String>, deleted: Vec<String> },
+    /// The daemon refused (409), in its words.
+    Conflict(String),
+    /// No such image (404).
+    NotFound,
 }
 
 fn api(what: &str, e: &BollardError) -> EngineError {

@@ -6,7 +6,7 @@ pub mod endpoint;
 
 use std::fmt;
 
-pub use docker::Engine;
+pub use docker::{Engine, RemovedRef};
 pub use endpoint::Endpoint;
 
 /// An image ID, always in the full `sha256:<64 hex>` form the daemon reports.
@@ -48,6 +48,23 @@ pub struct ImageInfo {
     pub created: Option<String>,
     /// Size in bytes.
     pub size: Option<i64>,
+}
+
+/// One image as the image list shows it (one `list_images(all=true)` call lists them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedImage {
+    /// The image ID.
+    pub id: ImageId,
+    /// The image it was built on, when the daemon records one (the legacy builder does).
+    pub parent: Option<ImageId>,
+    /// Its tags, empty for a `<none>` image.
+    pub repo_tags: Vec<String>,
+    /// Creation time, seconds since the epoch.
+    pub created_s: i64,
+    /// Size in bytes.
+    pub size: i64,
+    /// Its labels.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// One container, running or not, with the image it was created from.
