@@ -26,6 +26,6 @@ args+=("${INPUT_CONTEXT:-.}")
 status=0
 imgguard "${args[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
-  printf '::error title=imgguard build::docker build failed with exit code %s (its message is in the log above)\n' "$status"
+  printf "::error title=imgguard build::the build failed with exit code %s (docker's or imgguard's message is above)\n" "$status"
   exit "$status"
 fi

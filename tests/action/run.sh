@@ -228,7 +228,7 @@ if selected build-fails; then
   run_workflow build-fails fail \
     --must "igt-done: build-fails" \
     --must "igt-no-such-file-$run_id" \
-    --must "::error title=imgguard build::docker build failed with exit code" \
+    --must "::error title=imgguard build::the build failed with exit code 1" \
     --must "Failure - Main Build through the action" \
     --mustnot "igt-unexpected"
 fi
