@@ -6,9 +6,11 @@
 //! docker's own code through).
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod git;
+pub mod guard;
 pub mod reference;
 
 use std::io::Write;
@@ -43,5 +45,7 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Build(_) | cli::Command::History(_) => {
             Err(Error::Other("not built yet".into()))
         }
+        cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref()),
+        cli::Command::Hook(args) => commands::hook::run(args),
     }
 }
