@@ -131,7 +131,7 @@ fn translate(out: &mut Snippet, s: &str, at: usize) {
         out.push_source(&s[from..i], at + from);
         match bytes[i + 1] {
             b'$' => {
-                out.push_source("$", at + i + 1);
+                out.push_synthetic("$", at + i);
                 i += 2;
             }
             open @ (b'(' | b'{') => {

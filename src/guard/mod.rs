@@ -174,9 +174,14 @@ pub fn scan_as(
         FileKind::Justfile => just::snippets(text),
         FileKind::Dockerfile => dockerfile::snippets(text),
     };
+    // GitLab runs all script entries of a job in one shell; a GitHub step, a Jenkins `sh` step
+    // and a Dockerfile `RUN` each get a shell of their own.
+    let shared_shell = kind == FileKind::GitlabCi;
     let mut analyzer = shell::Analyzer::new();
     for snippet in &snippets {
-        analyzer.reset_scope();
+        if !shared_shell {
+            analyzer.reset_scope();
+        }
         analyzer.analyze(snippet);
     }
     let index = LineIndex::new(text);
