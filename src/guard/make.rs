@@ -209,6 +209,6 @@ mod tests {
         let s = &snippets(make)[0];
         assert_eq!(s.origin(0), 4);
         let dollar = s.text().find('$').unwrap();
-        assert_eq!(s.origin(dollar), make.find("$x").unwrap());
+        assert_eq!(s.origin(dollar), make.find("$$x").unwrap());
     }
 }
