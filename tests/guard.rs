@@ -3,6 +3,10 @@
 //! schema, GitHub annotations, configuration, `--staged`, a real `git push` through the
 //! installed pre-push hook, and `pre-commit try-repo`.
 
+mod binary;
+mod hooks;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -681,4 +685,96 @@ fn end_line_follows_continuations() {
 fn several_findings_in_order() {
     let got = found("a.sh", "docker rmi -f a\ndocker system prune -a\ndocker build -t x .\n");
     assert_eq!(got, [(rule("IG002"), 1, 1), (rule("IG004"), 2, 1), (rule("IG003"), 3, 1)]);
+}
+
+// ---- helpers for the binary tests (tests/guard/*.rs) ----
+
+/// What a run of the binary ended with.
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The directory of the binary under test, to put first on PATH for hooks and pre-commit.
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_imgguard")).parent().unwrap().to_path_buf()
+}
+
+/// PATH with the binary under test first.
+fn path_with_bin() -> std::ffi::OsString {
+    let mut paths = vec![bin_dir()];
+    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    std::env::join_paths(paths).unwrap()
+}
+
+/// A command isolated from the user's git and imgguard configuration.
+fn isolated(program: &str, dir: &Path, home: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("IMGGUARD_HOME", home.join(".imgguard"))
+        .env("PATH", path_with_bin())
+        .env_remove("NO_COLOR")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE");
+    cmd
+}
+
+fn finish(mut cmd: Command, stdin: Option<&str>) -> Out {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let input = stdin.unwrap_or("").to_string();
+    let mut pipe = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `imgguard ARGS` in `dir` (HOME is `dir`'s parent scratch space).
+fn imgguard(dir: &Path, args: &[&str]) -> Out {
+    imgguard_stdin(dir, args, "")
+}
+
+fn imgguard_stdin(dir: &Path, args: &[&str], stdin: &str) -> Out {
+    let home = dir.join(".home");
+    let mut cmd = isolated(env!("CARGO_BIN_EXE_imgguard"), dir, &home);
+    cmd.args(args);
+    finish(cmd, Some(stdin))
+}
+
+/// Runs git and insists it succeeds.
+fn git(dir: &Path, args: &[&str]) -> Out {
+    let out = git_may_fail(dir, args);
+    assert_eq!(out.code, 0, "git {args:?} failed: {}{}", out.stdout, out.stderr);
+    out
+}
+
+fn git_may_fail(dir: &Path, args: &[&str]) -> Out {
+    let home = dir.parent().unwrap_or(dir).join(".home");
+    let mut cmd = isolated("git", dir, &home);
+    cmd.args(args);
+    finish(cmd, None)
+}
+
+/// Writes `text` to `dir/rel`, creating directories.
+fn write(dir: &Path, rel: &str, text: &str) {
+    let path = dir.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
 }
