@@ -682,6 +682,15 @@ fn end_line_follows_continuations() {
 }
 
 #[test]
+fn end_line_in_a_yaml_block_stays_on_the_command() {
+    let yaml =
+        "jobs:\n  b:\n    steps:\n      - run: |\n          docker rmi -f x\n          echo done\n";
+    let f = scan(Path::new(".github/workflows/a.yml"), yaml, &Rules::default()).unwrap();
+    assert_eq!((f[0].line, f[0].column, f[0].end_line), (5, 11, 5));
+    assert_eq!(f[0].excerpt, "          docker rmi -f x");
+}
+
+#[test]
 fn several_findings_in_order() {
     let got = found("a.sh", "docker rmi -f a\ndocker system prune -a\ndocker build -t x .\n");
     assert_eq!(got, [(rule("IG002"), 1, 1), (rule("IG004"), 2, 1), (rule("IG003"), 3, 1)]);

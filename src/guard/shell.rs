@@ -408,13 +408,13 @@ impl Analyzer {
         let engine = &words[stripped.engine_at];
         let cmd = docker_command(stripped.rest);
         let at = cx.origin(engine.node.start_byte());
-        let end = cx.origin(node.end_byte());
+        let end = cx.origin(node.end_byte().saturating_sub(1)) + 1;
         let stdin = if stripped.xargs { Some(input) } else { None };
         let hit = match cmd.sub.as_slice() {
             ["save"] | ["image", "save"] => check_save(cx, program, &cmd, stdin),
             ["rmi"] | ["image", "rm" | "remove" | "rmi"] => check_rmi(program, &cmd, stdin),
-            ["build"] | ["image" | "builder", "build"] => check_build(program, &cmd, false),
-            ["buildx", "build" | "b"] => check_build(program, &cmd, true),
+            ["build"] | ["image" | "builder", "build"] => check_build(cx, program, &cmd, false),
+            ["buildx", "build" | "b"] => check_build(cx, program, &cmd, true),
             ["system" | "image", "prune"] => check_prune(program, &cmd),
             _ => None,
         };
@@ -754,8 +754,17 @@ fn check_rmi(program: &str, cmd: &DockerCommand<'_, '_>, stdin: Option<Prov>) ->
     ))
 }
 
-fn check_build(program: &str, cmd: &DockerCommand<'_, '_>, buildx: bool) -> Check {
-    let lits: Vec<&str> = cmd.args.iter().map(|w| w.lit.as_deref().unwrap_or("…")).collect();
+fn check_build(cx: &Cx<'_>, program: &str, cmd: &DockerCommand<'_, '_>, buildx: bool) -> Check {
+    // A dynamic word is shown as written, unless it stands for a template expression.
+    let lits: Vec<&str> = cmd
+        .args
+        .iter()
+        .map(|w| match &w.lit {
+            Some(l) => l.as_str(),
+            None if cx.text(w.node).contains("${__") => "…",
+            None => cx.text(w.node),
+        })
+        .collect();
     let mut tag = None;
     let mut loads = !buildx;
     for (i, l) in lits.iter().enumerate() {
