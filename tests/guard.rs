@@ -71,6 +71,14 @@ mod ig001_shell {
     flags!(history_q, "a.sh", "docker save $(docker history -q app:1) -o a.tar\n", IG001, 1, 13);
     flags!(backticks, "a.sh", "docker save `docker images -q` > a.tar\n", IG001, 1, 13);
     flags!(
+        backticks_across_lines,
+        "a.sh",
+        "docker save `\n  docker images -q` > a.tar\n",
+        IG001,
+        1,
+        13
+    );
+    flags!(
         var_from_images_q,
         "a.sh",
         "ids=$(docker images -q app)\necho saving\ndocker save -o a.tar $ids\n",
@@ -227,6 +235,15 @@ mod ig001_shell {
         2,
         13
     );
+    flags!(
+        ssh_remote_command,
+        "a.sh",
+        "ssh -p 22 ci@build 'docker save 0123456789ab > a.tar'\n",
+        IG001,
+        1,
+        33
+    );
+    flags!(ssh_heredoc, "a.sh", "ssh build <<'EOF'\ndocker image prune -a\nEOF\n", IG004, 2, 1);
     flags!(command_prefix, "a.sh", "command docker save 0123456789ab > a.tar\n", IG001, 1, 21);
 }
 
@@ -437,6 +454,19 @@ mod jenkinsfile {
         22
     );
     passes!(groovy_interpolation, "Jenkinsfile", "sh \"docker save ${ids} > a.tar\"\n");
+    flags!(
+        groovy_variable_from_step_output,
+        "Jenkinsfile",
+        "def ids = sh(returnStdout: true, script: 'docker images -q').trim()\nsh \"docker save ${ids} > all.tar\"\n",
+        IG001,
+        2,
+        17
+    );
+    passes!(
+        groovy_variable_holding_a_name,
+        "Jenkinsfile",
+        "def img = sh(returnStdout: true, script: 'echo app:1').trim()\nsh \"docker save $img > a.tar\"\n"
+    );
     passes!(
         groovy_docker_build,
         "Jenkinsfile",
@@ -669,6 +699,32 @@ mod inline_ignores {
             e.to_string(),
             "a.sh:1: unknown rule `IG02` in `imgguard ignore=` (known: IG001, IG002, IG003, IG004)"
         );
+    }
+}
+
+/// The pure core gets text from its caller: no file system, git, walking, async, clock or
+/// daemon (STYLE.md). `repo.rs` is the guard's I/O edge and is not listed.
+#[test]
+fn pure_core_does_no_io() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/guard");
+    let pure = ["mod.rs", "rules.rs", "snippet.rs", "shell.rs", "report.rs", "yaml.rs"];
+    let parsers = ["make.rs", "jenkins.rs", "just.rs", "dockerfile.rs"];
+    for name in pure.iter().chain(&parsers) {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        for forbidden in [
+            "std::fs",
+            "git2",
+            "ignore::",
+            "tokio",
+            "SystemTime",
+            "Instant",
+            "std::env::",
+            "std::process",
+            "bollard",
+            "std::net",
+        ] {
+            assert!(!text.contains(forbidden), "src/guard/{name} uses {forbidden}");
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! Pure. A small Groovy lexer skips comments and every other string literal (never flagged,
 //! e.g. `docker.build("x")` or `echo "docker rmi -f"`), and unescapes the step's body as Groovy
 //! does: `\$` is a shell `$`, while `${expr}` / `$name` in a GString are Groovy interpolations
-//! and become unknown shell words.
+//! and become unknown shell words, except a Groovy variable assigned from a step's output
+//! (`def ids = sh(returnStdout: true, script: 'docker images -q')`), which is tracked: `${ids}`
+//! in a later step reads it.
 
 use super::snippet::Snippet;
 
@@ -26,7 +28,16 @@ pub(super) fn snippets(text: &str) -> Vec<Snippet> {
             let before = start.checked_sub(1).map(|p| bytes[p]);
             if &text[start..i] == "sh" && before != Some(b'.') {
                 if let Some((snippet, end)) = sh_step(text, i) {
-                    out.push(snippet);
+                    match assigned_name(text, start) {
+                        Some(name) => {
+                            let mut assignment = Snippet::new();
+                            assignment.push_synthetic(&format!("__groovy_{name}=$("), start);
+                            assignment.extend_from(&snippet, 0..snippet.text().len());
+                            assignment.push_synthetic(")\n", end);
+                            out.push(assignment);
+                        }
+                        None => out.push(snippet),
+                    }
                     i = end;
                 }
             }
@@ -35,6 +46,20 @@ pub(super) fn snippets(text: &str) -> Vec<Snippet> {
         }
     }
     out
+}
+
+/// `def name = sh(…)` or `name = sh …`: the Groovy variable the step's output goes to.
+fn assigned_name(text: &str, sh_at: usize) -> Option<&str> {
+    let before = text[..sh_at].trim_end_matches([' ', '\t']);
+    let before = before.strip_suffix('=')?;
+    if before.ends_with(['=', '!', '<', '>']) {
+        return None;
+    }
+    let before = before.trim_end_matches([' ', '\t']);
+    let start =
+        before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |p| p + 1);
+    let name = &before[start..];
+    (!name.is_empty() && name.bytes().next().is_some_and(is_ident_start)).then_some(name)
 }
 
 /// A string literal: the delimiter, where its content is, and where it ends.
@@ -170,7 +195,12 @@ fn body(text: &str, lit: &Literal) -> Snippet {
                 match interpolation_end {
                     Some(e) => {
                         out.push_source(&text[from..i], from);
-                        out.push_synthetic("${__groovy}", i);
+                        let name = text[i + 1..e].trim_matches(|c| c == '{' || c == '}').trim();
+                        if !name.is_empty() && name.bytes().all(is_ident) {
+                            out.push_synthetic(&format!("${{__groovy_{name}}}"), i);
+                        } else {
+                            out.push_synthetic("${__groovy}", i);
+                        }
                         i = e;
                         from = i;
                     }
@@ -206,7 +236,7 @@ mod tests {
     fn groovy_escapes_and_interpolation() {
         assert_eq!(
             texts(r#"sh "docker save \$(x) ${env.IMG} $TAG""#),
-            ["docker save $(x) ${__groovy} ${__groovy}"]
+            ["docker save $(x) ${__groovy} ${__groovy_TAG}"]
         );
         assert_eq!(texts(r"sh 'a \$b'"), ["a $b"]);
     }

@@ -71,6 +71,11 @@ impl Exclude {
         Ok(Exclude { matcher })
     }
 
+    /// Whether there are no patterns (nothing is excluded).
+    pub fn is_empty(&self) -> bool {
+        self.matcher.is_empty()
+    }
+
     /// Whether `path` (absolute, or relative to the root) is excluded.
     pub fn excludes(&self, path: &Path, is_dir: bool) -> bool {
         if self.matcher.is_empty() {
@@ -141,7 +146,7 @@ pub fn scan_paths(
                     }
                 };
                 let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-                if exclude.excludes(&absolute(entry.path()), is_dir) {
+                if !exclude.is_empty() && exclude.excludes(&absolute(entry.path()), is_dir) {
                     return if is_dir { WalkState::Skip } else { WalkState::Continue };
                 }
                 if !entry.file_type().is_some_and(|t| t.is_file()) {

@@ -95,9 +95,11 @@ impl Analyzer {
         Analyzer { parser, vars: HashMap::new(), hits: Vec::new(), depth: 0 }
     }
 
-    /// Forgets the variables (a new shell: another CI step, another recipe).
+    /// Forgets the shell variables (a new shell: another CI step, another `RUN`). Variables of
+    /// the enclosing file format (`__make_*`, `__just_*`, `__groovy_*`: Make, just and Groovy
+    /// variables assigned from commands) outlive a shell and are kept.
     pub fn reset_scope(&mut self) {
-        self.vars.clear();
+        self.vars.retain(|name, _| name.starts_with("__"));
     }
 
     /// Analyzes one snippet; variables it assigns stay known for the next one.
@@ -226,7 +228,9 @@ impl Analyzer {
         }
         let words = self.words(cx, body);
         let Some(Stripped { program, rest, .. }) = strip_wrappers(&words) else { return };
-        if !is_shell(&program) || rest.iter().any(|w| is_c_flag(w.lit.as_deref())) {
+        let remote_shell = program == "ssh" && ssh_command(rest).is_none();
+        if !(is_shell(&program) || remote_shell) || rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
+        {
             return;
         }
         let mut cursor = node.walk();
@@ -398,6 +402,22 @@ impl Analyzer {
             self.shell_c(cx, stripped.rest);
             return;
         }
+        if program == "ssh" {
+            // `ssh host 'docker rmi -f x'`: the remote command is shell on the host.
+            match ssh_command(stripped.rest) {
+                Some([one]) if matches!(one.node.kind(), "raw_string" | "string") => {
+                    let sub = quoted_body(cx, one.node);
+                    self.nested(&sub);
+                }
+                Some(words) => {
+                    let (first, last) = (&words[0], &words[words.len() - 1]);
+                    let sub = cx.snip.slice(first.node.start_byte()..last.node.end_byte());
+                    self.nested(&sub);
+                }
+                None => {}
+            }
+            return;
+        }
         if matches!(program, "awk" | "gawk" | "mawk" | "nawk") {
             self.awk_system(cx, stripped.rest);
             return;
@@ -531,6 +551,23 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
             }
         }
     }
+}
+
+/// The remote command words of `ssh [options] host command…`, if any.
+fn ssh_command<'w, 't>(rest: &'w [Word<'t>]) -> Option<&'w [Word<'t>]> {
+    const WITH_VALUE: &[&str] = &[
+        "-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-E", "-S", "-W", "-b", "-c", "-e",
+        "-m", "-O", "-Q", "-w", "-B",
+    ];
+    let mut i = 0;
+    while let Some(l) = rest.get(i).and_then(|w| w.lit.as_deref()) {
+        if !l.starts_with('-') {
+            break;
+        }
+        i += if WITH_VALUE.contains(&l) { 2 } else { 1 };
+    }
+    // rest[i] is the host.
+    rest.get(i + 1..).filter(|words| !words.is_empty())
 }
 
 fn is_engine(program: &str) -> bool {

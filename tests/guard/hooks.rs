@@ -239,3 +239,24 @@ fn pre_commit_try_repo() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Passed"), "{}", out.stdout);
 }
+
+/// The hook is POSIX sh and ShellCheck-clean; so is the benchmark script. ShellCheck must be
+/// installed (Debian: `apt-get install shellcheck`; CI does this in .ci/run).
+#[test]
+fn shell_scripts_are_shellcheck_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("shellcheck")
+        .args(["--shell=sh", "--severity=style"])
+        .arg(root.join("hooks/pre-push"))
+        .arg(root.join("bench/check-scale.sh"))
+        .output();
+    let out = out.unwrap_or_else(|e| {
+        panic!("shellcheck is not installed ({e}); install it with `apt-get install shellcheck`")
+    });
+    assert!(
+        out.status.success(),
+        "shellcheck findings:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
