@@ -134,21 +134,21 @@ pub fn github(findings: &[Finding]) -> String {
 pub const SRCROOT: &str = "%SRCROOT%";
 
 #[derive(Serialize)]
-struct SarifLog<'a> {
+struct SarifLog {
     #[serde(rename = "$schema")]
     schema: &'static str,
     version: &'static str,
-    runs: Vec<SarifRun<'a>>,
+    runs: Vec<SarifRun>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SarifRun<'a> {
+struct SarifRun {
     tool: SarifTool,
     #[serde(skip_serializing_if = "Option::is_none")]
     original_uri_base_ids: Option<serde_json::Value>,
     column_kind: &'static str,
-    results: Vec<SarifResult<'a>>,
+    results: Vec<SarifResult>,
 }
 
 #[derive(Serialize)]
@@ -188,15 +188,13 @@ struct SarifConfiguration {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct SarifResult<'a> {
+struct SarifResult {
     rule_id: &'static str,
     rule_index: usize,
     level: &'static str,
     message: SarifText,
     locations: Vec<SarifLocation>,
     partial_fingerprints: serde_json::Value,
-    #[serde(skip)]
-    _finding: std::marker::PhantomData<&'a ()>,
 }
 
 #[derive(Serialize)]
@@ -287,7 +285,6 @@ pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
             partial_fingerprints: serde_json::json!({
                 "imgguard/v1": format!("{}:{}:{}", f.rule, slash_path(&f.path), f.excerpt.trim()),
             }),
-            _finding: std::marker::PhantomData,
         })
         .collect();
     let log = SarifLog {
