@@ -180,7 +180,7 @@ pub fn scan_as(
         if !shared_shell {
             analyzer.reset_scope();
         }
-        analyzer.analyze(snippet);
+        analyzer.analyze(&snippet.without_comment_lines());
     }
     let index = LineIndex::new(text);
     let mut seen = BTreeSet::new();
@@ -212,12 +212,29 @@ pub fn scan_as(
     Ok(findings)
 }
 
-/// Whether any rule can match: every rule needs an engine's name and one of its subcommand
-/// words spelled out (`save`; `rmi`, `rm`, `remove`; `build`, `buildx`; `prune`). Most files of
-/// a large tree fail this cheap test and are never parsed.
+/// Whether any rule can match: every rule needs an engine's name followed, within a few
+/// hundred bytes (global options, a `\` continuation), by one of its subcommand words spelled
+/// out: `save`; `rmi`, `rm`, `remove`; `build`, `buildx`; `prune`. Most files of a large tree
+/// fail this cheap test and are never parsed.
 fn may_match(text: &str) -> bool {
-    (text.contains("docker") || text.contains("podman"))
-        && ["save", "rm", "remove", "build", "prune"].iter().any(|w| text.contains(w))
+    const WINDOW: usize = 512;
+    let bytes = text.as_bytes();
+    ["docker", "podman"].iter().any(|engine| {
+        text.match_indices(engine).any(|(at, _)| {
+            let mut end = (at + WINDOW).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let window = &text[at + engine.len()..end];
+            ["save", "rmi", "remove", "build", "prune"].iter().any(|w| window.contains(w))
+                // `rm` as a word (`image rm`), not inside `--rm` or `--format`.
+                || window.match_indices("rm").any(|(i, _)| {
+                    let start = at + engine.len() + i;
+                    bytes[start - 1].is_ascii_whitespace()
+                        && bytes.get(start + 2).is_none_or(|b| !b.is_ascii_alphanumeric())
+                })
+        })
+    })
 }
 
 /// The marker of an inline ignore, in any comment syntax (`#`, `//`).
@@ -311,6 +328,15 @@ mod tests {
     fn ignore_with_unknown_rule_is_an_error() {
         let e = inline_ignores(Path::new("a.sh"), "x # imgguard ignore=IG001,IG077\n").unwrap_err();
         assert!(e.to_string().contains("a.sh:1: unknown rule `IG077`"), "{e}");
+    }
+
+    #[test]
+    fn prefilter_needs_a_subcommand_word_near_the_engine() {
+        assert!(may_match("docker image \\\n  rm -f x"));
+        assert!(may_match("sudo docker -H h system prune -a"));
+        assert!(!may_match("docker run --rm app --format x"));
+        assert!(!may_match(&format!("docker ps\n{}\n# save", "x".repeat(600))));
+        assert!(!may_match("build save prune"));
     }
 
     #[test]

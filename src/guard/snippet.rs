@@ -57,6 +57,32 @@ impl Snippet {
         self.map.extend_from_slice(&other.map[range]);
     }
 
+    /// This snippet without its full-line `#` comments (their line breaks stay). Nothing the
+    /// rules look at lives on such a line: it is a comment to the shell, and also to the
+    /// shell, awk or heredoc it may sit in. Parsing comments is most of the work in a
+    /// well-commented file, so they are dropped before parsing.
+    #[must_use]
+    pub fn without_comment_lines(&self) -> Snippet {
+        if !self.text.contains('#') {
+            return self.clone();
+        }
+        let mut out = Snippet { text: String::with_capacity(self.text.len()), map: Vec::new() };
+        out.map.reserve(self.text.len());
+        let mut start = 0;
+        for line in self.text.split_inclusive('\n') {
+            let end = start + line.len();
+            if line.trim_start().starts_with('#') {
+                if line.ends_with('\n') {
+                    out.extend_from(self, end - 1..end);
+                }
+            } else {
+                out.extend_from(self, start..end);
+            }
+            start = end;
+        }
+        out
+    }
+
     /// A snippet of the part `range` of this one, keeping the map (for `sh -c '…'` bodies).
     #[must_use]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Snippet {
@@ -130,6 +156,14 @@ mod tests {
         assert_eq!(idx.position(8), (3, 1));
         assert_eq!(idx.line(2), "cdé");
         assert_eq!(idx.offset(2, 2), 5);
+    }
+
+    #[test]
+    fn comment_lines_are_dropped_with_the_map_kept() {
+        let s = Snippet::identity("#!/bin/sh\n  # c\ndocker x # y\n");
+        let t = s.without_comment_lines();
+        assert_eq!(t.text(), "\n\ndocker x # y\n");
+        assert_eq!(t.origin(2), 16);
     }
 
     #[test]
