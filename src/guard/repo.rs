@@ -324,8 +324,7 @@ pub fn pre_push(
             Oid::from_str(remote_sha).ok().and_then(|o| repo.find_commit(o).ok())
         };
         if let Some(old) = old {
-            let diff = repo.diff_tree_to_tree(Some(&old.tree()?), Some(&tip_tree), None)?;
-            collect_paths(&diff, &mut paths);
+            changed_paths(repo, Some(&old.tree()?), &tip_tree, Path::new(""), &mut paths)?;
         } else {
             let mut walk = repo.revwalk()?;
             walk.push(tip.id())?;
@@ -336,9 +335,13 @@ pub fn pre_push(
                     Ok(p) => Some(p.tree()?),
                     Err(_) => None,
                 };
-                let diff =
-                    repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&commit.tree()?), None)?;
-                collect_paths(&diff, &mut paths);
+                changed_paths(
+                    repo,
+                    parent_tree.as_ref(),
+                    &commit.tree()?,
+                    Path::new(""),
+                    &mut paths,
+                )?;
             }
         }
         for path in paths {
@@ -355,12 +358,41 @@ pub fn pre_push(
     Ok(out)
 }
 
-fn collect_paths(diff: &git2::Diff<'_>, paths: &mut Vec<PathBuf>) {
-    for delta in diff.deltas() {
-        if let Some(p) = delta.new_file().path() {
-            paths.push(p.to_path_buf());
+/// The paths of blobs added or changed from `old` to `new`. Subtrees with the same ID are
+/// skipped without being read, so a one-file push costs a few tree reads however large the
+/// repository is (libgit2's tree diff reads both whole trees).
+fn changed_paths(
+    repo: &Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: &git2::Tree<'_>,
+    prefix: &Path,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), git2::Error> {
+    for entry in new {
+        // A name that is not UTF-8 cannot be one of the file kinds the guard reads.
+        let Some(name) = entry.name() else { continue };
+        let before = old.and_then(|t| t.get_name(name));
+        if before.as_ref().is_some_and(|b| b.id() == entry.id()) {
+            continue;
+        }
+        let path = prefix.join(name);
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                let subtree = repo.find_tree(entry.id())?;
+                let old_subtree = match &before {
+                    Some(b) if b.kind() == Some(git2::ObjectType::Tree) => {
+                        Some(repo.find_tree(b.id())?)
+                    }
+                    _ => None,
+                };
+                changed_paths(repo, old_subtree.as_ref(), &subtree, &path, out)?;
+            }
+            Some(git2::ObjectType::Blob) => out.push(path),
+            // Submodules (commits) and anything else: no text of ours.
+            _ => {}
         }
     }
+    Ok(())
 }
 
 /// Hides what the remote already has: its remote-tracking refs, or every remote's when the
@@ -390,6 +422,46 @@ mod tests {
         assert!(is_zero("0000000000000000000000000000000000000000"));
         assert!(!is_zero("0000000000000000000000000000000000000001"));
         assert!(!is_zero(""));
+    }
+
+    /// A tree of `(path, content)` files, built in `repo`'s object database.
+    fn tree<'r>(repo: &'r Repository, files: &[(&str, &str)]) -> git2::Tree<'r> {
+        let mut index = git2::Index::new().unwrap();
+        for (path, content) in files {
+            let id = repo.blob(content.as_bytes()).unwrap();
+            let mut entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100_644,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            entry.flags = u16::try_from(path.len()).unwrap();
+            index.add(&entry).unwrap();
+        }
+        let id = index.write_tree_to(repo).unwrap();
+        repo.find_tree(id).unwrap()
+    }
+
+    #[test]
+    fn changed_paths_skips_identical_subtrees() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let old = tree(&repo, &[("a/b/c.sh", "1"), ("a/d.sh", "same"), ("x.sh", "gone")]);
+        let new = tree(&repo, &[("a/b/c.sh", "2"), ("a/d.sh", "same"), ("y/z.sh", "new")]);
+        let mut paths = Vec::new();
+        changed_paths(&repo, Some(&old), &new, Path::new(""), &mut paths).unwrap();
+        assert_eq!(paths, [PathBuf::from("a/b/c.sh"), PathBuf::from("y/z.sh")]);
+        let mut all = Vec::new();
+        changed_paths(&repo, None, &new, Path::new(""), &mut all).unwrap();
+        assert_eq!(all.len(), 3);
     }
 
     #[test]
