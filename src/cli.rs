@@ -36,6 +36,12 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove images or tags safely: refuses rather than leave a `<none>` image in use behind.
     Rmi(RmiArgs),
+    /// Scan the repository for docker commands that create `<none>:<none>` images (IG001 ID-only
+    /// save, IG002 forced rmi, IG003 plain rebuild of a tag, IG004 blanket prune). Needs no
+    /// Docker daemon. Exit 0 clean, 1 findings at or above --fail-on, 2 error.
+    Check(CheckArgs),
+    /// Install imgguard's git hooks.
+    Hook(HookArgs),
 }
 
 /// `imgguard build`.
@@ -121,6 +127,80 @@ pub enum Format {
     Human,
     /// A stable JSON contract for scripts.
     Json,
+}
+
+/// `imgguard check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files or directories to scan (default: the current directory).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+    pub format: CheckFormat,
+
+    /// Exit 1 when a finding has at least this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+
+    /// Scan the files staged in the git index, at their staged content.
+    #[arg(long, conflicts_with_all = ["pre_push", "paths"])]
+    pub staged: bool,
+
+    /// Scan what is being pushed: read git's pre-push lines on stdin and scan the files the
+    /// pushed commits change, at their pushed content.
+    #[arg(long, conflicts_with = "paths")]
+    pub pre_push: bool,
+
+    /// With --pre-push: the remote's name (git's first hook argument), to compare a new branch
+    /// with what that remote already has.
+    #[arg(long, requires = "pre_push", value_name = "NAME")]
+    pub remote: Option<String>,
+}
+
+/// Output formats of `imgguard check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// `path:line:col: error[IG001] message`, the source line and a fix hint.
+    Human,
+    /// An array of `{rule, severity, path, line, column, end_line, message, fix}`.
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+    /// GitHub workflow annotations (`::error file=…`).
+    Github,
+}
+
+/// The lowest severity that makes `imgguard check` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Only errors.
+    Error,
+    /// Warnings and errors.
+    Warning,
+    /// Any finding.
+    Note,
+}
+
+/// `imgguard hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: HookAction,
+}
+
+/// `imgguard hook` actions.
+#[derive(Debug, Subcommand)]
+pub enum HookAction {
+    /// Install the pre-push hook into the repository's hooks directory (honours
+    /// core.hooksPath). An existing pre-push hook is kept and run first, unless --replace.
+    Install {
+        /// Overwrite an existing pre-push hook instead of chaining it.
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[cfg(test)]

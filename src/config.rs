@@ -28,6 +28,9 @@ pub struct FileConfig {
     /// Reference patterns (`*` and `?` wildcards) whose images are never removed.
     #[serde(default)]
     pub protect: Vec<String>,
+    /// The `check:` section: rules off or severity changed, paths excluded (`imgguard check`).
+    #[serde(default)]
+    pub check: crate::guard::CheckSettings,
 }
 
 /// Where the configuration came from, with what it says.

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod git;
 pub mod github;
+pub mod guard;
 pub mod ledger;
 pub mod policy;
 pub mod reference;
@@ -55,5 +56,7 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Explain(args) => commands::explain::run(args, &config),
         cli::Command::Prune(args) => commands::prune::run(args, &config),
         cli::Command::Rmi(args) => commands::rmi::run(args),
+        cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref()),
+        cli::Command::Hook(args) => commands::hook::run(args),
     }
 }

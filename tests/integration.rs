@@ -13,3 +13,4 @@ mod action;
 mod build;
 mod cli;
 mod dangling;
+mod guard;

@@ -10,9 +10,11 @@ macro_rules! say {
 }
 
 pub mod build;
+pub mod check;
 pub mod explain;
 mod github;
 pub mod history;
+pub mod hook;
 pub mod prune;
 pub mod rmi;
 

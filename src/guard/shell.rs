@@ -1,0 +1,1076 @@
+//! Shell analysis: finds the docker commands that create `<none>` images in shell text, with
+//! quoting, continuations, lists, pipes, command substitutions, `sh -c` bodies, heredocs fed to a
+//! shell, `xargs`, awk `system()` and variables judged by where they were assigned. Pure: it is
+//! given a [`Snippet`] and returns hits at offsets of the original file.
+//!
+//! Parser choice (evaluated for issue 6): **tree-sitter with tree-sitter-bash**. It is the
+//! maintained grammar behind GitHub's code navigation and most editors, gives a byte range for
+//! every node (so a finding inside a YAML block scalar maps back exactly through the snippet's
+//! byte map), and recovers from syntax errors locally: CI fragments full of `${{ … }}`, Make or
+//! Jinja leftovers still yield a tree in which the intact commands are found. The Rust shell
+//! parsers were weaker fits: brush-parser (maintained) needs Rust 1.88 (above this crate's
+//! 1.85), keeps positions only on tokens and rejects a whole script on the first syntax error;
+//! conch-parser has been unmaintained since 2019; yash-syntax is POSIX-only and async. The cost
+//! is one C file compiled by `cc` (about a minute, once).
+
+use std::collections::HashMap;
+
+use tree_sitter::{Node, Parser};
+
+use super::rules::RuleId;
+use super::snippet::Snippet;
+use crate::reference::Reference;
+
+/// One rule match, at byte offsets of the ORIGINAL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Which rule.
+    pub rule: RuleId,
+    /// Where the finding points (the offending operand or the command word).
+    pub start: usize,
+    /// Where the whole command ends.
+    pub end: usize,
+    /// What was found, in the file's own words.
+    pub message: String,
+}
+
+/// What a word, variable or command output holds, judged by where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prov {
+    /// Nothing known.
+    Unknown,
+    /// Image names (`name:tag`, `--format '{{.Repository}}:{{.Tag}}'`).
+    Name,
+    /// Image IDs or digest-only references (`docker images -q`); `dangling` when filtered to
+    /// `dangling=true` or `<none>` rows.
+    Ids { dangling: bool },
+    /// The table `docker images` prints (repository, tag, ID columns).
+    Table { dangling: bool },
+}
+
+impl Prov {
+    fn is_ids(self) -> bool {
+        matches!(self, Prov::Ids { .. })
+    }
+
+    fn is_dangling(self) -> bool {
+        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true })
+    }
+}
+
+/// A word of a command: its literal value when fully static, and what it holds.
+#[derive(Debug, Clone)]
+struct Word<'t> {
+    node: Node<'t>,
+    lit: Option<String>,
+    prov: Prov,
+}
+
+/// The most nesting followed into `sh -c` bodies and heredocs.
+const MAX_DEPTH: usize = 8;
+
+/// Scans shell snippets, keeping variables assigned in earlier snippets of the same scope.
+pub struct Analyzer {
+    parser: Parser,
+    vars: HashMap<String, Prov>,
+    hits: Vec<Hit>,
+    depth: usize,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new()
+    }
+}
+
+impl Analyzer {
+    /// A fresh analyzer with no variables known.
+    pub fn new() -> Analyzer {
+        let mut parser = Parser::new();
+        // The grammar is compiled into the binary against the same tree-sitter ABI: a mismatch
+        // is a build defect, not an input problem.
+        parser
+            .set_language(&tree_sitter_bash::LANGUAGE.into())
+            .expect("tree-sitter-bash matches the tree-sitter ABI");
+        Analyzer { parser, vars: HashMap::new(), hits: Vec::new(), depth: 0 }
+    }
+
+    /// Forgets the shell variables (a new shell: another CI step, another `RUN`). Variables of
+    /// the enclosing file format (`__make_*`, `__just_*`, `__groovy_*`: Make, just and Groovy
+    /// variables assigned from commands) outlive a shell and are kept.
+    pub fn reset_scope(&mut self) {
+        self.vars.retain(|name, _| name.starts_with("__"));
+    }
+
+    /// Analyzes one snippet; variables it assigns stay known for the next one.
+    pub fn analyze(&mut self, snippet: &Snippet) {
+        if snippet.is_empty() || self.depth > MAX_DEPTH {
+            return;
+        }
+        let Some(tree) = self.parser.parse(snippet.text(), None) else { return };
+        let cx = Cx { snip: snippet, src: snippet.text() };
+        self.walk(&cx, tree.root_node(), Prov::Unknown);
+    }
+
+    /// The hits found so far.
+    pub fn into_hits(self) -> Vec<Hit> {
+        self.hits
+    }
+
+    fn nested(&mut self, snippet: &Snippet) {
+        self.depth += 1;
+        self.analyze(snippet);
+        self.depth -= 1;
+    }
+
+    fn walk(&mut self, cx: &Cx<'_>, node: Node<'_>, input: Prov) {
+        match node.kind() {
+            "comment" => {}
+            "pipeline" => {
+                let mut input = Prov::Unknown;
+                let mut cursor = node.walk();
+                for stage in node.named_children(&mut cursor) {
+                    self.walk(cx, stage, input);
+                    input = self.output(cx, stage, input);
+                }
+            }
+            "command" => {
+                self.check_command(cx, node, input);
+                self.walk_children(cx, node);
+            }
+            "variable_assignment" => {
+                self.walk_children(cx, node);
+                if let (Some(name), Some(value)) =
+                    (node.child_by_field_name("name"), node.child_by_field_name("value"))
+                {
+                    let prov = self.word(cx, value).prov;
+                    self.vars.insert(cx.text(name).to_string(), prov);
+                }
+            }
+            "for_statement" => {
+                let mut cursor = node.walk();
+                let values: Vec<Node<'_>> =
+                    node.children_by_field_name("value", &mut cursor).collect();
+                let mut prov = Prov::Unknown;
+                for value in &values {
+                    self.walk(cx, *value, Prov::Unknown);
+                    prov = merge(prov, self.word(cx, *value).prov);
+                }
+                if let Some(var) = node.child_by_field_name("variable") {
+                    self.vars.insert(cx.text(var).to_string(), prov);
+                }
+                if let Some(body) = node.child_by_field_name("body") {
+                    self.walk(cx, body, Prov::Unknown);
+                }
+            }
+            "while_statement" => {
+                if input != Prov::Unknown {
+                    if let Some(condition) = node.child_by_field_name("condition") {
+                        self.assign_read(cx, condition, input);
+                    }
+                }
+                self.walk_children(cx, node);
+            }
+            "redirected_statement" => {
+                self.feed_heredoc(cx, node);
+                let mut cursor = node.walk();
+                for child in node.named_children(&mut cursor) {
+                    self.walk(cx, child, input);
+                }
+            }
+            _ => self.walk_children(cx, node),
+        }
+    }
+
+    fn walk_children(&mut self, cx: &Cx<'_>, node: Node<'_>) {
+        let mut cursor = node.walk();
+        for child in node.named_children(&mut cursor) {
+            self.walk(cx, child, Prov::Unknown);
+        }
+    }
+
+    /// `… | while read a b c; do …`: the variables get what the previous stage prints (for the
+    /// `docker images` table, the third column is the ID).
+    fn assign_read(&mut self, cx: &Cx<'_>, condition: Node<'_>, input: Prov) {
+        let mut stack = vec![condition];
+        while let Some(n) = stack.pop() {
+            if n.kind() == "command" {
+                let words = self.words(cx, n);
+                if words.first().and_then(|w| w.lit.as_deref()) == Some("read") {
+                    let names: Vec<String> = words[1..]
+                        .iter()
+                        .filter_map(|w| w.lit.clone())
+                        .filter(|l| !l.starts_with('-'))
+                        .collect();
+                    for (i, name) in names.into_iter().enumerate() {
+                        let prov = match input {
+                            Prov::Table { dangling } if i == 2 => Prov::Ids { dangling },
+                            Prov::Table { .. } if i < 2 => Prov::Name,
+                            Prov::Table { .. } => Prov::Unknown,
+                            other => other,
+                        };
+                        self.vars.insert(name, prov);
+                    }
+                }
+                continue;
+            }
+            let mut cursor = n.walk();
+            stack.extend(n.named_children(&mut cursor));
+        }
+    }
+
+    /// `sh <<EOF … EOF`, `bash -s <<'EOF'`: a heredoc fed to a shell is shell. Other heredocs
+    /// (`cat <<EOF`) are text and never flagged.
+    fn feed_heredoc(&mut self, cx: &Cx<'_>, node: Node<'_>) {
+        let Some(body) = node.child_by_field_name("body") else { return };
+        if body.kind() != "command" {
+            return;
+        }
+        let words = self.words(cx, body);
+        let Some(Stripped { program, rest, .. }) = strip_wrappers(&words) else { return };
+        let remote_shell = program == "ssh" && ssh_command(rest).is_none();
+        if !(is_shell(&program) || remote_shell) || rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
+        {
+            return;
+        }
+        let mut cursor = node.walk();
+        for redirect in node.named_children(&mut cursor) {
+            if redirect.kind() != "heredoc_redirect" {
+                continue;
+            }
+            let mut inner = redirect.walk();
+            for part in redirect.named_children(&mut inner) {
+                if part.kind() == "heredoc_body" {
+                    let sub = cx.snip.slice(part.byte_range());
+                    self.nested(&sub);
+                }
+            }
+        }
+    }
+
+    /// The words of a simple command (name first), evaluated.
+    fn words<'t>(&self, cx: &Cx<'_>, node: Node<'t>) -> Vec<Word<'t>> {
+        let mut out = Vec::new();
+        if let Some(name) = node.child_by_field_name("name") {
+            let inner = name.named_child(0).unwrap_or(name);
+            out.push(self.word(cx, inner));
+        }
+        let mut cursor = node.walk();
+        for arg in node.children_by_field_name("argument", &mut cursor) {
+            out.push(self.word(cx, arg));
+        }
+        out
+    }
+
+    /// Evaluates one word node: its static value if it has one, and what it holds.
+    fn word<'t>(&self, cx: &Cx<'_>, node: Node<'t>) -> Word<'t> {
+        let text = cx.text(node);
+        match node.kind() {
+            "word" | "number" => {
+                Word { node, lit: Some(unescape_word(text)), prov: literal_prov(text) }
+            }
+            "raw_string" => {
+                let lit = text.trim_start_matches('\'').trim_end_matches('\'').to_string();
+                let prov = literal_prov(&lit);
+                Word { node, lit: Some(lit), prov }
+            }
+            "string" | "concatenation" | "translated_string" => {
+                let mut lit = Some(String::new());
+                let mut prov = Prov::Unknown;
+                let mut cursor = node.walk();
+                let mut last = node.start_byte() + usize::from(node.kind() == "string");
+                for part in node.named_children(&mut cursor) {
+                    let w = self.word(cx, part);
+                    if let (Some(acc), Some(l)) = (lit.as_mut(), w.lit.as_ref()) {
+                        // Text between parts is literal (tree-sitter leaves plain string bits
+                        // out of the named children in some versions).
+                        if node.kind() == "concatenation" && part.start_byte() > last {
+                            acc.push_str(&cx.src[last..part.start_byte()]);
+                        }
+                        acc.push_str(l);
+                    } else {
+                        lit = None;
+                    }
+                    last = part.end_byte();
+                    prov = merge(prov, w.prov);
+                }
+                if node.kind() == "string" && node.named_child_count() == 0 {
+                    lit = Some(text.trim_matches('"').to_string());
+                }
+                if let Some(l) = &lit {
+                    prov = literal_prov(l);
+                } else if prov == Prov::Unknown && text.contains(':') {
+                    // `"$name:$tag"`, `app:$TAG`: a name.
+                    prov = Prov::Name;
+                }
+                Word { node, lit, prov }
+            }
+            "string_content" => {
+                Word { node, lit: Some(unescape_dquoted(text)), prov: Prov::Unknown }
+            }
+            "simple_expansion" | "expansion" => {
+                let prov = variable_name(cx, node)
+                    .and_then(|name| self.vars.get(name).copied())
+                    .unwrap_or(Prov::Unknown);
+                Word { node, lit: None, prov }
+            }
+            "command_substitution" => {
+                let mut prov = Prov::Unknown;
+                let mut cursor = node.walk();
+                for stmt in node.named_children(&mut cursor) {
+                    prov = self.output(cx, stmt, Prov::Unknown);
+                }
+                Word { node, lit: None, prov }
+            }
+            _ => Word { node, lit: None, prov: Prov::Unknown },
+        }
+    }
+
+    /// What a statement prints, given what it reads.
+    fn output(&self, cx: &Cx<'_>, node: Node<'_>, input: Prov) -> Prov {
+        match node.kind() {
+            "pipeline" => {
+                let mut prov = Prov::Unknown;
+                let mut cursor = node.walk();
+                for stage in node.named_children(&mut cursor) {
+                    prov = self.output(cx, stage, prov);
+                }
+                prov
+            }
+            "command" => self.command_output(cx, node, input),
+            "list" | "subshell" | "compound_statement" | "redirected_statement" => {
+                let mut prov = Prov::Unknown;
+                let mut cursor = node.walk();
+                for child in node.named_children(&mut cursor) {
+                    if child.kind() != "comment" && !child.kind().ends_with("redirect") {
+                        prov = merge(prov, self.output(cx, child, input));
+                    }
+                }
+                prov
+            }
+            _ => Prov::Unknown,
+        }
+    }
+
+    fn command_output(&self, cx: &Cx<'_>, node: Node<'_>, input: Prov) -> Prov {
+        let words = self.words(cx, node);
+        let Some(stripped) = strip_wrappers(&words) else { return Prov::Unknown };
+        let rest = stripped.rest;
+        if is_engine(&stripped.program) {
+            return listing_output(&docker_command(rest));
+        }
+        let lits: Vec<&str> = rest.iter().filter_map(|w| w.lit.as_deref()).collect();
+        match stripped.program.as_str() {
+            "grep" | "egrep" | "fgrep" => {
+                let inverted =
+                    lits.iter().any(|l| is_short_cluster_with(l, 'v') || *l == "--invert-match");
+                let none = lits.iter().any(|l| l.contains("<none>"));
+                match input {
+                    Prov::Table { .. } if none && !inverted => Prov::Table { dangling: true },
+                    other => other,
+                }
+            }
+            "awk" | "gawk" | "mawk" | "nawk" => {
+                let program = lits.iter().find(|l| l.contains("print")).copied().unwrap_or("");
+                match input {
+                    Prov::Table { dangling } if program.contains("$3") => Prov::Ids { dangling },
+                    Prov::Table { .. } if program.contains("$1") => Prov::Name,
+                    Prov::Ids { .. } => input,
+                    _ => Prov::Unknown,
+                }
+            }
+            "cut" => match input {
+                Prov::Table { dangling }
+                    if lits.iter().any(|l| *l == "-f3" || *l == "3" || *l == "--fields=3") =>
+                {
+                    Prov::Ids { dangling }
+                }
+                other => other,
+            },
+            "head" | "tail" | "sort" | "uniq" | "sed" | "tr" | "cat" | "tee" => input,
+            "echo" | "printf" => rest.iter().fold(Prov::Unknown, |acc, w| merge(acc, w.prov)),
+            _ => Prov::Unknown,
+        }
+    }
+
+    /// Checks one simple command against the rules.
+    fn check_command(&mut self, cx: &Cx<'_>, node: Node<'_>, input: Prov) {
+        let words = self.words(cx, node);
+        let Some(stripped) = strip_wrappers(&words) else { return };
+        let program = stripped.program.as_str();
+        if is_shell(program) {
+            self.shell_c(cx, stripped.rest);
+            return;
+        }
+        if program == "ssh" {
+            // `ssh host 'docker rmi -f x'`: the remote command is shell on the host.
+            match ssh_command(stripped.rest) {
+                Some([one]) if matches!(one.node.kind(), "raw_string" | "string") => {
+                    let sub = quoted_body(cx, one.node);
+                    self.nested(&sub);
+                }
+                Some(words) => {
+                    let (first, last) = (&words[0], &words[words.len() - 1]);
+                    let sub = cx.snip.slice(first.node.start_byte()..last.node.end_byte());
+                    self.nested(&sub);
+                }
+                None => {}
+            }
+            return;
+        }
+        if matches!(program, "awk" | "gawk" | "mawk" | "nawk") {
+            self.awk_system(cx, stripped.rest);
+            return;
+        }
+        if !is_engine(program) {
+            return;
+        }
+        let engine = &words[stripped.engine_at];
+        let cmd = docker_command(stripped.rest);
+        let at = cx.origin(engine.node.start_byte());
+        let end = cx.origin(node.end_byte().saturating_sub(1)) + 1;
+        let stdin = if stripped.xargs { Some(input) } else { None };
+        let hit = match cmd.sub.as_slice() {
+            ["save"] | ["image", "save"] => check_save(cx, program, &cmd, stdin),
+            ["rmi"] | ["image", "rm" | "remove" | "rmi"] => check_rmi(program, &cmd, stdin),
+            ["build"] | ["image" | "builder", "build"] => check_build(cx, program, &cmd, false),
+            ["buildx", "build" | "b"] => check_build(cx, program, &cmd, true),
+            ["system" | "image", "prune"] => check_prune(program, &cmd),
+            _ => None,
+        };
+        if let Some((rule, start, message)) = hit {
+            self.hits.push(Hit { rule, start: start.unwrap_or(at), end, message });
+        }
+    }
+
+    /// `sh -c 'body'`, `bash -ec "body"`: the body is shell.
+    fn shell_c(&mut self, cx: &Cx<'_>, rest: &[Word<'_>]) {
+        let Some(i) = rest.iter().position(|w| is_c_flag(w.lit.as_deref())) else { return };
+        let Some(body) = rest.get(i + 1) else { return };
+        let sub = quoted_body(cx, body.node);
+        self.nested(&sub);
+    }
+
+    /// `awk '{ system("docker rmi -f " $3) }'`: the string literals of a `system()` call are
+    /// shell; non-literal parts stand for unknown words.
+    fn awk_system(&mut self, cx: &Cx<'_>, rest: &[Word<'_>]) {
+        for w in rest {
+            if !matches!(w.node.kind(), "raw_string" | "string") {
+                continue;
+            }
+            let program = quoted_body(cx, w.node);
+            let text = program.text().to_string();
+            let mut from = 0;
+            while let Some(found) = text[from..].find("system(") {
+                let open = from + found + "system(".len();
+                let sub = awk_call_body(&program, &text, open);
+                from = open;
+                self.nested(&sub);
+            }
+        }
+    }
+}
+
+/// The snippet a node belongs to.
+struct Cx<'s> {
+    snip: &'s Snippet,
+    src: &'s str,
+}
+
+impl Cx<'_> {
+    fn text(&self, node: Node<'_>) -> &str {
+        &self.src[node.byte_range()]
+    }
+
+    fn origin(&self, at: usize) -> usize {
+        self.snip.origin(at)
+    }
+}
+
+/// A command with its wrappers (`sudo`, `env`, `xargs`, absolute paths) taken off.
+struct Stripped<'w, 't> {
+    program: String,
+    engine_at: usize,
+    rest: &'w [Word<'t>],
+    xargs: bool,
+}
+
+fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
+    let mut i = 0;
+    let mut xargs = false;
+    loop {
+        let lit = words.get(i)?.lit.as_deref()?;
+        let program = lit.rsplit('/').next().unwrap_or(lit);
+        let with_value: &[&str] = match program {
+            "sudo" | "doas" => &["-u", "-g", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "-h"],
+            "env" => &["-u", "-C", "-S", "--unset", "--chdir"],
+            "nice" => &["-n", "--adjustment"],
+            "timeout" => &["-s", "-k", "--signal", "--kill-after"],
+            "xargs" => &["-I", "-n", "-P", "-L", "-d", "-E", "-s", "-a", "--delimiter"],
+            "exec" => &["-a"],
+            "command" => {
+                if words
+                    .get(i + 1)
+                    .and_then(|w| w.lit.as_deref())
+                    .is_some_and(|l| l.starts_with('-') && (l.contains('v') || l.contains('V')))
+                {
+                    // `command -v docker` looks docker up; it does not run it.
+                    return None;
+                }
+                &[]
+            }
+            "nohup" | "time" | "builtin" | "stdbuf" | "ionice" | "chronic" => &[],
+            _ => {
+                return Some(Stripped {
+                    program: program.to_string(),
+                    engine_at: i,
+                    rest: &words[i + 1..],
+                    xargs,
+                })
+            }
+        };
+        xargs |= program == "xargs";
+        i += 1;
+        // Options of the wrapper, `VAR=value` for env, and timeout's duration.
+        let mut took_duration = false;
+        while let Some(w) = words.get(i) {
+            let Some(l) = w.lit.as_deref() else { break };
+            if l == "--" {
+                i += 1;
+                break;
+            }
+            if l.starts_with('-') && l.len() > 1 {
+                i += if with_value.contains(&l) { 2 } else { 1 };
+            } else if program == "env" && l.contains('=') {
+                i += 1;
+            } else if program == "timeout" && !took_duration {
+                took_duration = true;
+                i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// The remote command words of `ssh [options] host command…`, if any.
+fn ssh_command<'w, 't>(rest: &'w [Word<'t>]) -> Option<&'w [Word<'t>]> {
+    const WITH_VALUE: &[&str] = &[
+        "-p", "-i", "-l", "-o", "-F", "-J", "-L", "-R", "-D", "-E", "-S", "-W", "-b", "-c", "-e",
+        "-m", "-O", "-Q", "-w", "-B",
+    ];
+    let mut i = 0;
+    while let Some(l) = rest.get(i).and_then(|w| w.lit.as_deref()) {
+        if !l.starts_with('-') {
+            break;
+        }
+        i += if WITH_VALUE.contains(&l) { 2 } else { 1 };
+    }
+    // rest[i] is the host.
+    rest.get(i + 1..).filter(|words| !words.is_empty())
+}
+
+fn is_engine(program: &str) -> bool {
+    matches!(program, "docker" | "podman" | "nvidia-docker")
+}
+
+fn is_shell(program: &str) -> bool {
+    matches!(program, "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "busybox")
+}
+
+/// `-c`, `-ec`, `-xc`, `-lc`: the next word is the script.
+fn is_c_flag(lit: Option<&str>) -> bool {
+    lit.is_some_and(|l| {
+        l.len() > 1
+            && l.starts_with('-')
+            && !l.starts_with("--")
+            && l[1..].bytes().all(|b| b.is_ascii_alphabetic())
+            && l.contains('c')
+    })
+}
+
+/// A docker command line after the global options: the subcommand words and everything else.
+struct DockerCommand<'w, 't> {
+    sub: Vec<&'w str>,
+    args: &'w [Word<'t>],
+}
+
+/// Global options that take a value (docker and podman).
+const GLOBAL_WITH_VALUE: &[&str] = &[
+    "-H",
+    "--host",
+    "-c",
+    "--context",
+    "--config",
+    "-l",
+    "--log-level",
+    "--tlscacert",
+    "--tlscert",
+    "--tlskey",
+    "--connection",
+    "--url",
+    "--identity",
+    "--root",
+    "--runroot",
+    "--storage-driver",
+    "--cgroup-manager",
+    "--events-backend",
+    "--runtime",
+    "--tmpdir",
+    "--module",
+];
+
+fn docker_command<'w, 't>(rest: &'w [Word<'t>]) -> DockerCommand<'w, 't> {
+    let mut i = 0;
+    while let Some(l) = rest.get(i).and_then(|w| w.lit.as_deref()) {
+        if !l.starts_with('-') {
+            break;
+        }
+        i += if GLOBAL_WITH_VALUE.contains(&l) { 2 } else { 1 };
+    }
+    let mut sub = Vec::new();
+    // Management commands have two words (`image rm`), the others one (`rmi`).
+    while let Some(l) = rest.get(i).and_then(|w| w.lit.as_deref()) {
+        if l.starts_with('-') || sub.len() == 2 {
+            break;
+        }
+        sub.push(l);
+        i += 1;
+        if !matches!(l, "image" | "system" | "builder" | "buildx") {
+            break;
+        }
+    }
+    DockerCommand { sub, args: rest.get(i..).unwrap_or(&[]) }
+}
+
+/// What a docker listing prints: IDs, names or the table.
+fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
+    let lits: Vec<&str> = cmd.args.iter().filter_map(|w| w.lit.as_deref()).collect();
+    let option_value = |names: &[&str]| -> Vec<String> {
+        let mut values = Vec::new();
+        for (i, l) in lits.iter().enumerate() {
+            for name in names {
+                if l == name {
+                    if let Some(v) = lits.get(i + 1) {
+                        values.push((*v).to_string());
+                    }
+                } else if let Some(v) = l.strip_prefix(&format!("{name}=")) {
+                    values.push(v.to_string());
+                } else if name.len() == 2 && l.starts_with(name) && !l.starts_with("--") {
+                    values.push(l[2..].to_string());
+                }
+            }
+        }
+        values
+    };
+    // `-qf dangling=true`: a value after a cluster ending in f.
+    let dangling = option_value(&["--filter", "-f"]).iter().any(|v| v.contains("dangling=true"))
+        || lits
+            .windows(2)
+            .any(|p| is_short_cluster_with(p[0], 'f') && p[1].contains("dangling=true"));
+    let quiet = lits.iter().any(|l| *l == "--quiet" || is_short_cluster_with(l, 'q'));
+    let format = option_value(&["--format"]).join(" ");
+    let ids_or_names = |format: &str| {
+        let by_id = format.contains(".ID") || format.contains(".Id");
+        if by_id || (format.contains(".Digest") && !format.contains(".Tag")) {
+            Prov::Ids { dangling }
+        } else if format.contains(".Repository") || format.contains(".Tag") {
+            Prov::Name
+        } else {
+            Prov::Unknown
+        }
+    };
+    match cmd.sub.as_slice() {
+        ["images"] | ["image", "ls" | "list"] => {
+            if quiet {
+                Prov::Ids { dangling }
+            } else if !format.is_empty() {
+                ids_or_names(&format)
+            } else {
+                Prov::Table { dangling }
+            }
+        }
+        ["history"] | ["image", "history"] if quiet => Prov::Ids { dangling: false },
+        ["build"] | ["image" | "builder" | "buildx", "build"] if quiet => {
+            Prov::Ids { dangling: false }
+        }
+        ["inspect"] | ["image", "inspect"] => {
+            let format = option_value(&["--format", "-f"]).join(" ");
+            ids_or_names(&format)
+        }
+        _ => Prov::Unknown,
+    }
+}
+
+type Check = Option<(RuleId, Option<usize>, String)>;
+
+/// Splits a command's arguments into options and operands; `with_value` lists the options
+/// that take the next word as their value.
+fn operands<'w, 't>(args: &'w [Word<'t>], with_value: &[&str]) -> Vec<&'w Word<'t>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut options_done = false;
+    while let Some(w) = args.get(i) {
+        i += 1;
+        match w.lit.as_deref() {
+            Some("--") if !options_done => options_done = true,
+            Some(l) if !options_done && l.starts_with('-') && l.len() > 1 => {
+                if with_value.contains(&l) {
+                    i += 1;
+                }
+            }
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
+fn check_save(
+    cx: &Cx<'_>,
+    program: &str,
+    cmd: &DockerCommand<'_, '_>,
+    stdin: Option<Prov>,
+) -> Check {
+    let why = "the archive keeps no name:tag, so it loads back as <none>:<none>";
+    for w in operands(cmd.args, &["-o", "--output", "--platform"]) {
+        if let Some(lit) = &w.lit {
+            if let Some(kind) = id_like(lit) {
+                let at = Some(cx.origin(w.node.start_byte()));
+                return Some((
+                    RuleId::Ig001,
+                    at,
+                    format!("`{program} save` by {kind} `{lit}`: {why}"),
+                ));
+            }
+        } else if w.prov.is_ids() {
+            let at = Some(cx.origin(w.node.start_byte()));
+            let expr = shorten(cx.text(w.node));
+            return Some((
+                RuleId::Ig001,
+                at,
+                format!("`{program} save` of image IDs from `{expr}`: {why}"),
+            ));
+        }
+    }
+    if stdin.is_some_and(Prov::is_ids) {
+        return Some((
+            RuleId::Ig001,
+            None,
+            format!("`{program} save` of image IDs piped in through xargs: {why}"),
+        ));
+    }
+    None
+}
+
+fn check_rmi(program: &str, cmd: &DockerCommand<'_, '_>, stdin: Option<Prov>) -> Check {
+    let forced = cmd
+        .args
+        .iter()
+        .filter_map(|w| w.lit.as_deref())
+        .any(|l| l == "--force" || l == "--force=true" || is_short_cluster_with(l, 'f'));
+    if !forced {
+        return None;
+    }
+    let ops = operands(cmd.args, &["--platform"]);
+    let dangling_only = if ops.is_empty() {
+        stdin.is_some_and(Prov::is_dangling)
+    } else {
+        ops.iter().all(|w| w.prov.is_dangling())
+    };
+    if dangling_only {
+        return None;
+    }
+    let verb = cmd.sub.join(" ");
+    Some((
+        RuleId::Ig002,
+        None,
+        format!(
+            "forced image removal `{program} {verb} -f`: it untags images that containers still \
+             use, leaving them as <none>:<none>"
+        ),
+    ))
+}
+
+fn check_build(cx: &Cx<'_>, program: &str, cmd: &DockerCommand<'_, '_>, buildx: bool) -> Check {
+    // A dynamic word is shown as written, unless it stands for a template expression.
+    let lits: Vec<&str> = cmd
+        .args
+        .iter()
+        .map(|w| match &w.lit {
+            Some(l) => l.as_str(),
+            None if cx.text(w.node).contains("${__") => "…",
+            None => cx.text(w.node),
+        })
+        .collect();
+    let mut tag = None;
+    let mut loads = !buildx;
+    for (i, l) in lits.iter().enumerate() {
+        let value_after = || lits.get(i + 1).copied().unwrap_or("");
+        if *l == "-t" || *l == "--tag" {
+            tag.get_or_insert_with(|| value_after().to_string());
+        } else if let Some(v) = l.strip_prefix("--tag=").or_else(|| l.strip_prefix("-t=")) {
+            tag.get_or_insert_with(|| v.to_string());
+        } else if let Some(v) = l.strip_prefix("-t").filter(|v| !v.is_empty()) {
+            tag.get_or_insert_with(|| v.to_string());
+        } else if *l == "--load" {
+            loads = true;
+        } else if *l == "-o" || *l == "--output" {
+            loads |= value_after().contains("type=docker");
+        } else if let Some(v) = l.strip_prefix("--output=") {
+            loads |= v.contains("type=docker");
+        }
+    }
+    let tag = tag?;
+    if !loads {
+        return None;
+    }
+    let verb = cmd.sub.join(" ");
+    Some((
+        RuleId::Ig003,
+        None,
+        format!(
+            "`{program} {verb} -t {tag}` moves the tag; the image it pointed to is left as \
+             <none>:<none>"
+        ),
+    ))
+}
+
+fn check_prune(program: &str, cmd: &DockerCommand<'_, '_>) -> Check {
+    let ops = cmd.args.iter().filter_map(|w| w.lit.as_deref());
+    let mut all = false;
+    let mut skip = false;
+    for l in ops {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if l == "--filter" {
+            skip = true;
+        } else if l == "--all" || l == "--all=true" || is_short_cluster_with(l, 'a') {
+            all = true;
+        }
+    }
+    if !all {
+        return None;
+    }
+    let verb = cmd.sub.join(" ");
+    Some((
+        RuleId::Ig004,
+        None,
+        format!(
+            "blanket prune `{program} {verb} -a`: removes every image without a container, tagged \
+             or not"
+        ),
+    ))
+}
+
+/// `-f`, `-af`, `-qf`: a short-option cluster containing `flag`.
+fn is_short_cluster_with(l: &str, flag: char) -> bool {
+    l.len() > 1
+        && l.starts_with('-')
+        && !l.starts_with("--")
+        && l[1..].chars().all(|c| c.is_ascii_alphabetic())
+        && l[1..].contains(flag)
+}
+
+/// Whether a literal operand names an image by ID or digest only; says which.
+fn id_like(lit: &str) -> Option<&'static str> {
+    match Reference::parse(lit) {
+        Ok(Reference::Id(_)) => return Some("image ID"),
+        Ok(Reference::Named { tag: None, digest: Some(_), .. }) => {
+            return Some("digest-only reference")
+        }
+        _ => {}
+    }
+    // docker resolves a unique ID prefix (12 hex characters as `docker images` prints them).
+    let hex = lit.strip_prefix("sha256:").unwrap_or(lit);
+    let is_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (hex.len() >= 12 && hex.len() <= 64 && is_hex && hex.bytes().any(|b| b.is_ascii_digit()))
+        .then_some("image ID")
+}
+
+/// What a static operand holds.
+fn literal_prov(lit: &str) -> Prov {
+    if id_like(lit).is_some() {
+        Prov::Ids { dangling: false }
+    } else if Reference::parse(lit).is_ok() {
+        Prov::Name
+    } else {
+        Prov::Unknown
+    }
+}
+
+fn merge(a: Prov, b: Prov) -> Prov {
+    match (a, b) {
+        (Prov::Ids { dangling: x }, Prov::Ids { dangling: y }) => Prov::Ids { dangling: x && y },
+        (Prov::Unknown, _) | (_, Prov::Ids { .. }) => b,
+        _ => a,
+    }
+}
+
+fn variable_name<'s>(cx: &'s Cx<'_>, node: Node<'_>) -> Option<&'s str> {
+    let mut cursor = node.walk();
+    let name = node
+        .named_children(&mut cursor)
+        .find(|c| matches!(c.kind(), "variable_name" | "special_variable_name"));
+    name.map(|n| cx.text(n))
+}
+
+/// A bare word with its backslash escapes removed.
+fn unescape_word(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                if next != '\n' {
+                    out.push(next);
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The content of a double-quoted string: only `\"`, `\\`, `\$` and `` \` `` are escapes.
+fn unescape_dquoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && matches!(chars.peek(), Some('"' | '\\' | '$' | '`')) {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The inside of a quoted word as a snippet of its own: `'…'` verbatim, `"…"` with its escapes
+/// removed; the byte map keeps pointing into the original file.
+fn quoted_body(cx: &Cx<'_>, node: Node<'_>) -> Snippet {
+    let range = node.byte_range();
+    let text = cx.text(node);
+    let mut out = Snippet::new();
+    match node.kind() {
+        "raw_string" if text.len() >= 2 => out.extend_from(cx.snip, range.start + 1..range.end - 1),
+        "string" if text.len() >= 2 => {
+            let (start, end) = (range.start + 1, range.end - 1);
+            let bytes = cx.src.as_bytes();
+            let mut i = start;
+            let mut from = start;
+            while i < end {
+                if bytes[i] == b'\\'
+                    && i + 1 < end
+                    && matches!(bytes[i + 1], b'"' | b'\\' | b'$' | b'`')
+                {
+                    out.extend_from(cx.snip, from..i);
+                    from = i + 1;
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            out.extend_from(cx.snip, from..end);
+        }
+        _ => out.extend_from(cx.snip, range),
+    }
+    out
+}
+
+/// The string literals of an awk call starting after `system(` at `open`, joined; the other
+/// parts of the concatenation become an unknown word.
+fn awk_call_body(program: &Snippet, text: &str, open: usize) -> Snippet {
+    let bytes = text.as_bytes();
+    let mut out = Snippet::new();
+    let mut i = open;
+    let mut depth = 1;
+    while i < bytes.len() && depth > 0 {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = i.min(bytes.len());
+                out.extend_from(program, start..end);
+                i += 1;
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b' ' | b'\t' => {}
+            _ => {
+                // A field or variable: stands for one unknown word.
+                if !out.text().ends_with("${__awk}") {
+                    out.push_synthetic("${__awk}", program.origin(i));
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn shorten(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 60 {
+        let cut: String = one_line.chars().take(57).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules_in(text: &str) -> Vec<(RuleId, usize)> {
+        let mut a = Analyzer::new();
+        a.analyze(&Snippet::identity(text));
+        a.into_hits().into_iter().map(|h| (h.rule, h.start)).collect()
+    }
+
+    #[test]
+    fn save_by_literal_id_points_at_the_operand() {
+        let text = "docker save -o a.tar 0123456789ab\n";
+        assert_eq!(rules_in(text), [(RuleId::Ig001, 21)]);
+    }
+
+    #[test]
+    fn variables_are_judged_by_assignment() {
+        assert_eq!(rules_in("ids=$(docker images -q)\ndocker save $ids\n").len(), 1);
+        assert!(rules_in("ids=app:1\ndocker save $ids\n").is_empty());
+    }
+
+    #[test]
+    fn short_clusters() {
+        assert!(is_short_cluster_with("-af", 'a'));
+        assert!(!is_short_cluster_with("--all", 'a'));
+        assert!(is_c_flag(Some("-ec")));
+        assert!(!is_c_flag(Some("--command")));
+    }
+
+    #[test]
+    fn id_like_literals() {
+        assert_eq!(id_like("0123456789ab"), Some("image ID"));
+        assert_eq!(id_like("app:1"), None);
+        assert_eq!(id_like("deadbeefcafe"), None, "no digit: more likely a name");
+        assert_eq!(
+            id_like("app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            Some("digest-only reference")
+        );
+    }
+
+    #[test]
+    fn merge_prefers_ids() {
+        assert_eq!(merge(Prov::Name, Prov::Ids { dangling: false }), Prov::Ids { dangling: false });
+        assert_eq!(merge(Prov::Unknown, Prov::Name), Prov::Name);
+    }
+}
