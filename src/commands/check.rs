@@ -51,7 +51,7 @@ pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Erro
             if display_root.as_os_str().is_empty() { cwd.clone() } else { absolute(&display_root) };
         (repo::scan_paths(&targets, &display_root, &exclude, &rules).map_err(to_error)?, root)
     };
-    print(args.format, &scanned, &root)?;
+    print(args.format, &scanned, &root, &cwd)?;
     let threshold = match args.fail_on {
         FailOn::Error => Severity::Error,
         FailOn::Warning => Severity::Warning,
@@ -80,12 +80,27 @@ fn use_color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-fn print(format: CheckFormat, scanned: &Scanned, root: &Path) -> Result<(), Error> {
+fn print(format: CheckFormat, scanned: &Scanned, root: &Path, cwd: &Path) -> Result<(), Error> {
     let findings = &scanned.findings;
     let text = match format {
         CheckFormat::Human => report::human(findings, use_color()),
         CheckFormat::Json => report::json(findings),
-        CheckFormat::Github => report::github(findings),
+        // GitHub resolves `file=` against the workspace, the directory a workflow step runs in,
+        // not against the directory scanned (`imgguard check scripts/`).
+        CheckFormat::Github => {
+            let from_cwd: Vec<_> = findings
+                .iter()
+                .map(|f| {
+                    let mut f = f.clone();
+                    let full = root.join(&f.path);
+                    if let Ok(rel) = full.strip_prefix(cwd) {
+                        f.path = rel.to_path_buf();
+                    }
+                    f
+                })
+                .collect();
+            report::github(&from_cwd)
+        }
         CheckFormat::Sarif => {
             let mut uri = format!("file://{}", root.to_string_lossy().replace('\\', "/"));
             if !uri.ends_with('/') {

@@ -192,6 +192,20 @@ fn github_annotations() {
     assert!(lines[1].starts_with("::notice file=a.sh,line=3,col=1,endLine=3,title=IG003::"));
 }
 
+/// GitHub resolves `file=` against the workspace: a scan of a subdirectory still names the file
+/// from the working directory, while JSON paths stay relative to the scanned root.
+#[test]
+fn github_annotations_of_a_subdirectory_name_the_file_from_the_workspace() {
+    let t = tmp();
+    write(t.path(), "scripts/backup.sh", "docker rmi -f app\n");
+    let out = imgguard(t.path(), &["check", "--format", "github", "scripts"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.starts_with("::error file=scripts/backup.sh,line=1,"), "{}", out.stdout);
+    let out = imgguard(t.path(), &["check", "--format", "json", "scripts"]);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json[0]["path"], "backup.sh");
+}
+
 #[test]
 fn human_format() {
     let t = tmp();
