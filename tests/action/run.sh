@@ -236,7 +236,7 @@ if selected check-fails; then
   run_workflow check-fails fail \
     --must "igt-done: check-fails" \
     --must "IG001" \
-    --must "backup.sh,line=2," \
+    --must "file=igt-scripts/backup.sh,line=2," \
     --must "::error title=imgguard check::findings at or above warning" \
     --mustnot "igt-unexpected"
 fi
