@@ -5,6 +5,7 @@
 //! the result to an exit code in one place (0 ok, 1 refused or findings, 2 error; `build` passes
 //! docker's own code through).
 
+pub mod archive;
 pub mod build_args;
 pub mod cli;
 pub mod commands;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod git;
 pub mod ledger;
+pub mod naming;
 pub mod policy;
 pub mod reference;
 
@@ -50,5 +52,7 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     match &cli.command {
         cli::Command::Build(args) => commands::build::run(args, &config, &cwd),
         cli::Command::History(args) => commands::history::run(args),
+        cli::Command::Save(args) => commands::save::run(args),
+        cli::Command::Load(args) => commands::load::run(args, &config),
     }
 }

@@ -3,6 +3,9 @@
 
 pub mod build;
 pub mod history;
+pub mod load;
+pub mod save;
+mod transfer;
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
