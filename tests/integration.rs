@@ -9,3 +9,4 @@ mod support;
 
 mod build;
 mod cli;
+mod save_load;

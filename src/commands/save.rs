@@ -93,6 +93,9 @@ async fn save(args: &SaveArgs, operands: &[(String, Operand)]) -> Result<Outcome
         }
         sum
     };
+    // The temporary file beside the target, before anything is said: an unwritable directory
+    // is one line.
+    let temp = output.map(temp_beside).transpose()?;
     let shown = output.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let bar = transfer::progress(total, &format!("saving to {shown}"));
     if bar.is_hidden() {
@@ -102,9 +105,11 @@ async fn save(args: &SaveArgs, operands: &[(String, Operand)]) -> Result<Outcome
             transfer::human_size(total)
         ));
     }
-    let written = match output {
-        Some(path) => save_to_file(&engine, &names, &plan.expected, path, &bar).await?,
-        None => save_to_stdout(&engine, &names, &plan.expected, &bar).await?,
+    let written = match (output, temp) {
+        (Some(path), Some(temp)) => {
+            save_to_file(&engine, &names, &plan.expected, temp, path, &bar).await?
+        }
+        _ => save_to_stdout(&engine, &names, &plan.expected, &bar).await?,
     };
     bar.finish_and_clear();
 
@@ -213,25 +218,36 @@ struct Written {
     sha256: String,
 }
 
+/// A temporary file in the target's directory (so that the rename is atomic), created with
+/// mode 0600, which the rename keeps.
+fn temp_beside(target: &Path) -> Result<(tempfile::NamedTempFile, PathBuf), Error> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".imgguard-save-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            // tempfile adds the random name it tried; the directory is what matters.
+            let msg = e.to_string();
+            let msg = msg.split(" at path ").next().unwrap_or(&msg).to_string();
+            Error::Other(format!("cannot write to {}: {msg}", dir.display()))
+        })?;
+    Ok((temp, dir))
+}
+
 /// Streams the export to a temporary file beside `target`; checks, fsyncs and renames it into
 /// place. On any failure the temporary file is removed and an existing target is untouched.
 async fn save_to_file(
     engine: &Engine,
     names: &[String],
     expected: &[Expected],
+    (temp, dir): (tempfile::NamedTempFile, PathBuf),
     target: &Path,
     bar: &indicatif::ProgressBar,
 ) -> Result<Written, Error> {
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    // tempfile creates it with mode 0600, which the rename keeps.
-    let temp = tempfile::Builder::new()
-        .prefix(".imgguard-save-")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::Other(format!("cannot write to {}: {e}", dir.display())))?;
     let file = temp.as_file().try_clone().map_err(|e| Error::io(temp.path(), e))?;
     let gzip = archive::wants_gzip(&target.to_string_lossy());
     let sink = Sink::File { file, gzip };
