@@ -580,7 +580,12 @@ fn connection_cut_mid_save_leaves_nothing() {
     assert!(!target.exists(), "no file at the target");
     assert!(listing(dir.path()).is_empty(), "no temporary file left: {:?}", listing(dir.path()));
     let last = r.stderr.lines().last().unwrap();
-    assert!(last.starts_with("imgguard: "), "{}", r.stderr);
+    assert_eq!(
+        last,
+        format!("imgguard: Docker engine: save {tag}: error reading a body from connection"),
+        "{}",
+        r.stderr
+    );
 
     std::fs::write(&target, "keep me").unwrap();
     run(&target).assert_code(2);

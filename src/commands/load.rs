@@ -16,6 +16,9 @@ use bytes::Bytes;
 
 use super::build::{apply, fate_event, snapshot};
 use super::transfer::{self, CHUNK};
+
+/// Size of each piece of the upload: 256 KiB, few enough in flight to keep memory flat.
+const UPLOAD_CHUNK: usize = 256 << 10;
 use crate::archive::{self, ArchiveImage};
 use crate::cli::LoadArgs;
 use crate::config::Config;
@@ -152,7 +155,7 @@ async fn load(
     if bar.is_hidden() {
         note(&format!("loading {} ({})", source.shown.display(), transfer::human_size(size)));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
     let reader_bar = bar.clone();
     let reader = std::thread::spawn(move || read_all(file, &tx, &reader_bar));
     let body =
@@ -180,8 +183,21 @@ async fn load(
         e.archive_size = i64::try_from(archive_size).ok();
         e
     };
-    for (tag, before) in tags.iter().zip(&before) {
+    let mut after = Vec::with_capacity(tags.len());
+    for t in &tags {
+        after.push(engine.inspect(t).await?.map(|i| i.id));
+    }
+    for ((tag, before), after) in tags.iter().zip(&before).zip(&after) {
         let Some(img) = images.iter().find(|i| i.tags.contains(tag)) else { continue };
+        if after.as_ref() != Some(&img.id) {
+            // Moved again by someone else while the load ran: decide nothing on stale facts.
+            note(&format!(
+                "{tag} is on {} after the load, not on {}: moved meanwhile, nothing removed",
+                after.as_ref().map_or("nothing", ImageId::short),
+                img.id.short()
+            ));
+            continue;
+        }
         if let Some(recorded) = ledger::current(&known, &identity.id, tag) {
             if before.as_ref().map(ImageId::as_str) != Some(recorded) {
                 let mut m = Event::new(&identity.id, now, EventKind::MovedOutside);
@@ -316,7 +332,7 @@ async fn load(
     Ok(Outcome::Ok)
 }
 
-/// Reads the file in [`CHUNK`]s into the upload, hashing as it goes; stops when the upload
+/// Reads the file in [`UPLOAD_CHUNK`]s into the upload, hashing as it goes; stops when the upload
 /// stops listening.
 fn read_all(
     mut file: File,
@@ -327,10 +343,10 @@ fn read_all(
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; UPLOAD_CHUNK];
         let mut n = 0;
-        // Fill the chunk: every piece sent but the last is CHUNK bytes.
-        while n < CHUNK {
+        // Fill the chunk: every piece sent but the last is UPLOAD_CHUNK bytes.
+        while n < UPLOAD_CHUNK {
             match file.read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,

@@ -26,6 +26,9 @@ use crate::naming::{self, Operand, Resolution, Resolved};
 /// Runs the command.
 pub fn run(args: &SaveArgs) -> Result<Outcome, Error> {
     // Input errors first, before the daemon is asked anything.
+    if let Some(dir) = args.output.as_deref().filter(|p| p.is_dir()) {
+        return Err(Error::Usage(format!("{}: is a directory", dir.display())));
+    }
     if args.output.is_none() && io::stdout().is_terminal() {
         return Err(Error::Usage(
             "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
@@ -305,12 +308,23 @@ async fn stream(
     sink: Sink,
     bar: &indicatif::ProgressBar,
 ) -> Result<(Written, Vec<u8>), StreamError> {
-    let (tx, rx) = mpsc::sync_channel::<Bytes>(16);
+    let (tx, rx) = mpsc::sync_channel::<Bytes>(8);
     let writer = std::thread::spawn(move || write_all(&rx, sink));
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut export = engine.export(&refs);
     let mut failure = None;
-    while let Some(chunk) = export.next().await {
+    // Ctrl-C ends the save like any other failure: the temporary file is removed on the way out.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let chunk = tokio::select! {
+            c = export.next() => c,
+            _ = &mut interrupted => {
+                failure = Some(StreamError::Other(Error::Other("interrupted".into())));
+                break;
+            }
+        };
+        let Some(chunk) = chunk else { break };
         match chunk {
             Ok(bytes) => {
                 bar.inc(bytes.len() as u64);
