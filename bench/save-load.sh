@@ -39,7 +39,7 @@ for mib in "${sizes[@]}"; do
   mkdir -p "$ctx"
   printf 'FROM scratch\nLABEL %s\nCOPY data /data\n' "$label" > "$ctx/Dockerfile"
   head -c "$((mib * 1024 * 1024))" /dev/urandom > "$ctx/data"
-  docker build -q -t "$tag" "$ctx" >/dev/null
+  docker build -q -t "$tag" "$ctx" >/dev/null 2>&1
   rm -rf "$ctx"
   d_out="$work/docker.tar"
   i_out="$work/imgguard.tar"

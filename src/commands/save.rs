@@ -367,11 +367,14 @@ fn write_all(rx: &mpsc::Receiver<Bytes>, sink: Sink) -> io::Result<Scanned> {
     };
     let (sha256, size) = match sink {
         Sink::File { file, gzip: false } => {
+            let mut syncer = Syncer::start(&file)?;
             let mut w = Hashing::new(BigWrites::new(file));
             for b in rx {
                 feed(&mut scanner, &b);
                 w.write_all(&b)?;
+                syncer.wrote(b.len());
             }
+            syncer.stop();
             w.flush()?;
             let (inner, sha, size) = w.finish();
             inner.into_inner()?;
@@ -379,11 +382,14 @@ fn write_all(rx: &mpsc::Receiver<Bytes>, sink: Sink) -> io::Result<Scanned> {
         }
         Sink::File { file, gzip: true } => {
             let level = flate2::Compression::fast();
+            let mut syncer = Syncer::start(&file)?;
             let mut w = flate2::write::GzEncoder::new(Hashing::new(BigWrites::new(file)), level);
             for b in rx {
                 feed(&mut scanner, &b);
                 w.write_all(&b)?;
+                syncer.wrote(b.len());
             }
+            syncer.stop();
             let mut h = w.finish()?;
             h.flush()?;
             let (inner, sha, size) = h.finish();
@@ -408,6 +414,49 @@ fn write_all(rx: &mpsc::Receiver<Bytes>, sink: Sink) -> io::Result<Scanned> {
         None => scanner.finish(),
     };
     Ok((Written { size, sha256 }, manifest))
+}
+
+/// Bytes between two writeback starts.
+const SYNC_EVERY: usize = 32 << 20;
+
+/// Flushes the file to disk in the background while the stream still comes in, so that the
+/// fsync before the rename finds little left to write: the durability the rename needs costs
+/// overlap, not a pause at the end. `fdatasync` on a second descriptor runs beside the writes.
+struct Syncer {
+    tx: Option<mpsc::SyncSender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    since: usize,
+}
+
+impl Syncer {
+    fn start(file: &File) -> io::Result<Syncer> {
+        let f = file.try_clone()?;
+        // One pending request at most: requests made while a sync runs fold into the next.
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let handle = std::thread::spawn(move || {
+            for () in rx {
+                let _ = f.sync_data();
+            }
+        });
+        Ok(Syncer { tx: Some(tx), handle: Some(handle), since: 0 })
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.since += n;
+        if self.since >= SYNC_EVERY {
+            self.since = 0;
+            if let Some(tx) = &self.tx {
+                let _ = tx.try_send(());
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
