@@ -177,6 +177,23 @@ fn save_by_id_is_refused_and_a_nameless_load_gets_its_name_back() {
     assert_eq!(t.states(&tag)[0], (id, "current".to_string()));
 }
 
+/// An image tagged by plain docker and saved with `--allow-id`: the save records the tags it
+/// saw on it, so `--restore-tags` can put them back after a nameless load.
+#[test]
+fn allow_id_save_remembers_the_tags_it_saw() {
+    let t = DockerTest::new("sawtags");
+    let tag = t.tag("x:v1");
+    docker(&["build", "-q", "-t", &tag, path_str(t.ctx.path())]);
+    let id = image_id(&tag).unwrap();
+    let dir = out_dir();
+    let target = dir.path().join("x.tar");
+    t.run(&["save", "--allow-id", "-o", path_str(&target), &id]).assert_code(0);
+    docker(&["rmi", &tag]);
+    let r = t.run(&["load", "-i", path_str(&target), "--restore-tags"]);
+    r.assert_code(0);
+    assert_eq!(image_id(&tag).as_deref(), Some(id.as_str()), "{}", r.stderr);
+}
+
 /// `--tag` names a nameless image; an image the ledger never saw gets the hint to do so.
 #[test]
 fn load_tag_names_a_nameless_image() {
@@ -186,7 +203,8 @@ fn load_tag_names_a_nameless_image() {
     let id = image_id(&tag).unwrap();
     let dir = out_dir();
     let target = dir.path().join("x.tar");
-    t.run(&["save", "--allow-id", "-o", path_str(&target), &id]).assert_code(0);
+    // An archive made by plain `docker save <ID>`: the ledger has never seen the image.
+    docker(&["save", "-o", path_str(&target), &id]);
     docker(&["rmi", &tag]);
     let r = t.run(&["load", "-i", path_str(&target)]);
     r.assert_code(0);

@@ -119,24 +119,37 @@ async fn save(args: &SaveArgs, operands: &[(String, Operand)]) -> Result<Outcome
     // 4. Record: one save event per tag, one per nameless image; tags the daemon shows where
     // the ledger did not expect them were moved outside imgguard.
     let now = super::now_ms();
-    let tags: Vec<&str> =
-        plan.expected.iter().flat_map(|e| e.tags.iter().map(String::as_str)).collect();
+    // The tags seen on each image: those saved, and for an image saved by ID the tags it has in
+    // the daemon, so that a later nameless load can name them (`load --restore-tags`) even when
+    // the image was tagged by plain docker.
+    let mut seen: Vec<(&str, &ImageId)> = Vec::new();
+    for e in &plan.expected {
+        seen.extend(e.tags.iter().map(|t| (t.as_str(), &e.id)));
+    }
+    for r in &resolved {
+        if let Resolution::ByIdOnly { id, tags_now, .. } = &r.resolution {
+            if plan.nameless.contains(id) {
+                seen.extend(tags_now.iter().map(|t| (t.as_str(), id)));
+            }
+        }
+    }
+    seen.dedup();
+    let tags: Vec<&str> = seen.iter().map(|(t, _)| *t).collect();
     let known = store.events(Some(&identity.id), &tags)?;
     let archive_path = output.map(absolute).map(|p| p.to_string_lossy().into_owned());
     let mut events = Vec::new();
-    for e in &plan.expected {
-        for tag in &e.tags {
-            if let Some(recorded) = ledger::current(&known, &identity.id, tag) {
-                if recorded != e.id.as_str() {
-                    let mut m = Event::new(&identity.id, now, EventKind::MovedOutside);
-                    m.tag = Some(tag.clone());
-                    m.image_id = Some(e.id.to_string());
-                    m.previous_id = Some(recorded.to_string());
-                    m.reason = Some("moved outside imgguard".into());
-                    events.push(m);
-                }
-            }
+    for (tag, id) in &seen {
+        let recorded = ledger::current(&known, &identity.id, tag);
+        if recorded != Some(id.as_str()) {
+            let mut m = Event::new(&identity.id, now, EventKind::MovedOutside);
+            m.tag = Some((*tag).to_string());
+            m.image_id = Some(id.to_string());
+            m.previous_id = recorded.map(str::to_string);
+            m.reason = Some("tagged outside imgguard (seen by save)".into());
+            events.push(m);
         }
+    }
+    for e in &plan.expected {
         let tags: Vec<Option<&String>> =
             if e.tags.is_empty() { vec![None] } else { e.tags.iter().map(Some).collect() };
         for tag in tags {
