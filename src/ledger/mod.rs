@@ -88,8 +88,8 @@ impl FromStr for EventKind {
 /// driver without `--load`, a push-only build): it does not move the tag in the daemon.
 pub const OUTCOME_NOT_IN_DAEMON: &str = "not-in-daemon";
 
-/// The outcome recorded for a save or load of an image that has no name in its archive (saved
-/// by ID with `--allow-id`, or loaded from such an archive): it loads as `<none>:<none>`.
+/// The outcome recorded for a load (or save) of an image whose archive carries no name: the
+/// image arrives as `<none>:<none>`.
 pub const OUTCOME_NAMELESS: &str = "nameless";
 
 /// One event, as appended. Build-arg values and secrets never get here: only names.
