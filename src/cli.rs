@@ -42,6 +42,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Install imgguard's git hooks.
     Hook(HookArgs),
+    /// Save images to a tar archive, as `docker save`, refusing to save an image by ID only
+    /// (the archive would load as `<none>:<none>`).
+    Save(SaveArgs),
+    /// Load images from a tar archive, as `docker load`; say what was loaded, give back names
+    /// the archive lacks, and clean up the image a load took a tag from (never forced).
+    Load(LoadArgs),
 }
 
 /// `imgguard build`.
@@ -118,6 +124,39 @@ pub struct RmiArgs {
     /// Images to remove: `name:tag` or an image ID. There is no force option, by design.
     #[arg(required = true, value_name = "REF")]
     pub refs: Vec<String>,
+}
+
+/// `imgguard save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Write to this file instead of standard output; `.tar.gz` or `.tgz` writes gzip.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Save images named only by ID or digest anyway: the archive then has no name for them.
+    #[arg(long)]
+    pub allow_id: bool,
+
+    /// Images: `NAME:TAG`, or a bare `NAME` for every tag of that repository.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+/// `imgguard load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from this file (plain or gzip) instead of standard input.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Also give the loaded image this name (the archive must hold one image); repeatable.
+    #[arg(long = "tag", value_name = "NAME:TAG")]
+    pub tags: Vec<String>,
+
+    /// For an image without a name in the archive, put back the tags the ledger knows for it
+    /// (those that point at no other image now).
+    #[arg(long)]
+    pub restore_tags: bool,
 }
 
 /// Output formats shared by the reporting commands.

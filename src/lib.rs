@@ -5,6 +5,7 @@
 //! the result to an exit code in one place (0 ok, 1 refused or findings, 2 error; `build` passes
 //! docker's own code through).
 
+pub mod archive;
 pub mod build_args;
 pub mod cli;
 pub mod commands;
@@ -16,6 +17,7 @@ pub mod git;
 pub mod github;
 pub mod guard;
 pub mod ledger;
+pub mod naming;
 pub mod policy;
 pub mod reference;
 
@@ -58,5 +60,7 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Rmi(args) => commands::rmi::run(args),
         cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref()),
         cli::Command::Hook(args) => commands::hook::run(args),
+        cli::Command::Save(args) => commands::save::run(args),
+        cli::Command::Load(args) => commands::load::run(args, &config),
     }
 }

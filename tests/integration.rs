@@ -14,3 +14,4 @@ mod build;
 mod cli;
 mod dangling;
 mod guard;
+mod save_load;

@@ -15,8 +15,11 @@ pub mod explain;
 mod github;
 pub mod history;
 pub mod hook;
+pub mod load;
 pub mod prune;
 pub mod rmi;
+pub mod save;
+mod transfer;
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

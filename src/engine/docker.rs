@@ -2,12 +2,16 @@
 //! imgguard's own types ([`ImageInfo`], [`ContainerInfo`], [`Removal`]).
 
 use std::path::Path;
+use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptions,
+    ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions, ListImagesOptionsBuilder,
+    RemoveImageOptions, TagImageOptions,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
@@ -15,6 +19,11 @@ use super::{
 
 /// Seconds before an API call is given up on.
 const TIMEOUT_SECS: u64 = 120;
+
+/// Seconds an archive transfer may take before the daemon's first answer: Docker 20.10 writes
+/// a whole `save` to a temporary directory before the first byte, and reads a whole `load`
+/// before it answers, so a large image takes well over [`TIMEOUT_SECS`].
+const TRANSFER_TIMEOUT_SECS: u64 = 6 * 3600;
 
 /// A connection to one daemon, at one resolved endpoint.
 #[derive(Debug, Clone)]
@@ -178,6 +187,74 @@ impl Engine {
             }
             Err(e) => Err(api(&format!("remove {}", id.short()), &e)),
         }
+    }
+}
+
+impl Engine {
+    /// The tags of one repository (`app` → `app:v1`, `app:v2`), each with its image: what
+    /// `docker save app` saves.
+    pub async fn repository_tags(&self, repo: &str) -> Result<Vec<(String, ImageId)>, EngineError> {
+        let filters =
+            std::collections::HashMap::from([("reference".to_string(), vec![repo.to_string()])]);
+        let opts = ListImagesOptions { filters: Some(filters), ..Default::default() };
+        let list = self
+            .docker
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| api(&format!("list {repo}"), &e))?;
+        let mut out = Vec::new();
+        for img in list {
+            for tag in img.repo_tags {
+                // The filter is a pattern; keep exactly this repository's tags.
+                if tag.rsplit_once(':').is_some_and(|(r, _)| r == repo) {
+                    out.push((tag, ImageId::new(img.id.clone())));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Puts `tag` (`name:tag`, familiar form) on an image.
+    pub async fn tag(&self, id: &ImageId, tag: &str) -> Result<(), EngineError> {
+        let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+        let opts = TagImageOptions { repo: Some(repo.to_string()), tag: Some(t.to_string()) };
+        self.docker
+            .tag_image(id.as_str(), Some(opts))
+            .await
+            .map_err(|e| api(&format!("tag {} as {tag}", id.short()), &e))
+    }
+
+    /// `docker save`: the daemon's archive of `names`, as it streams in (never collected).
+    pub fn export(
+        &self,
+        names: &[&str],
+    ) -> impl Stream<Item = Result<Bytes, EngineError>> + Unpin + Send + 'static {
+        let mut docker = self.docker.clone();
+        docker.set_timeout(Duration::from_secs(TRANSFER_TIMEOUT_SECS));
+        let what = format!("save {}", names.join(" "));
+        docker.export_images(names).map_err(move |e| api(&what, &e))
+    }
+
+    /// `docker load`: streams `body` (an archive, plain or gzip) to the daemon and returns the
+    /// daemon's message lines (`Loaded image: …`). An error in `body` aborts the upload, and the
+    /// daemon then loads nothing.
+    pub async fn import<S>(&self, body: S) -> Result<Vec<String>, EngineError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        let mut docker = self.docker.clone();
+        docker.set_timeout(Duration::from_secs(TRANSFER_TIMEOUT_SECS));
+        let opts = ImportImageOptions { quiet: true, platform: None };
+        let mut stream = docker.import_image_stream(opts, body, None).boxed();
+        let mut lines = Vec::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| api("load", &e))?;
+            if let Some(text) = info.stream.or(info.status) {
+                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+            }
+        }
+        Ok(lines)
     }
 }
 

@@ -228,6 +228,28 @@ pub fn current<'a>(events: &'a [Recorded], engine: &str, tag: &str) -> Option<&'
         .and_then(|r| r.event.image_id.as_deref())
 }
 
+/// The tags that pointed at `image_id` on `engine` at some time, most recent first (each once).
+pub fn tags_of_image(events: &[Recorded], engine: &str, image_id: &str) -> Vec<String> {
+    let mut hits: Vec<&Recorded> = events
+        .iter()
+        .filter(|r| {
+            r.event.engine == engine
+                && r.event.image_id.as_deref() == Some(image_id)
+                && r.event.tag.is_some()
+                && r.event.is_pointer()
+        })
+        .collect();
+    hits.sort_by_key(|r| std::cmp::Reverse(r.seq));
+    let mut out: Vec<String> = Vec::new();
+    for r in hits {
+        let tag = r.event.tag.clone().unwrap_or_default();
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    out
+}
+
 /// Derives every tag's lineage from the log (any order in, sorted by tag then engine out).
 pub fn lineages(events: &[Recorded]) -> Vec<Lineage> {
     let mut sorted: Vec<&Recorded> = events.iter().collect();
@@ -400,6 +422,26 @@ mod tests {
         ];
         assert_eq!(current(&log, "E", "x:v1"), None);
         assert_eq!(states(&lineages(&log)[0]), [("A", EntryState::Superseded)]);
+    }
+
+    #[test]
+    fn tags_that_pointed_at_an_image() {
+        let mut nameless = ev(5, EventKind::Load, None, Some("A"));
+        nameless.event.outcome = Some(OUTCOME_NAMELESS.into());
+        let mut saved = ev(6, EventKind::Save, Some("z:v1"), Some("A"));
+        saved.event.archive_path = Some("/a.tar".into());
+        let log = vec![
+            ev(1, EventKind::Build, Some("x:v1"), Some("A")),
+            ev(2, EventKind::Build, Some("x:v1"), Some("B")),
+            ev(3, EventKind::Tag, Some("y:v1"), Some("A")),
+            ev(4, EventKind::Build, Some("x:v1"), Some("A")),
+            nameless,
+            saved,
+        ];
+        // A save is not a pointer move; a nameless load has no tag.
+        assert_eq!(tags_of_image(&log, "E", "A"), ["x:v1", "y:v1"]);
+        assert_eq!(tags_of_image(&log, "E", "B"), ["x:v1"]);
+        assert!(tags_of_image(&log, "F", "A").is_empty());
     }
 
     #[test]

@@ -260,6 +260,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Every event of `engine` that names `image_id` (uses the `(engine, image_id)` index).
+    pub fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError> {
+        let sql = "SELECT seq, engine, at, kind, tag, image_id, previous_id, outcome, reason,
+                    git_commit, git_dirty, dockerfile_sha256, build_arg_names, archive_path,
+                    archive_sha256, archive_size, imgguard_version
+                   FROM events WHERE engine = ?1 AND image_id = ?2 ORDER BY seq";
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map(params![engine, image_id], read_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+    }
+
     /// The name recorded for an engine, if any.
     pub fn engine_name(&self, id: &str) -> Result<Option<String>, LedgerError> {
         self.conn

@@ -1,0 +1,481 @@
+//! `imgguard save [-o FILE] [--allow-id] IMAGE…`: `docker save` that refuses to write an archive
+//! without names (it would load as `<none>:<none>`), streams in constant memory, checks the
+//! finished archive before it is put in place, and records each save in the ledger.
+//!
+//! Flow: classify the operands (pure) → ask the daemon and the ledger what each names →
+//! plan (pure: refuse, or what the archive must hold) → stream the export to a temporary file
+//! beside the target (a writer thread: large writes, sha256 and the tar check as the bytes pass)
+//! → check → fsync → rename into place (mode 0600) → record in one transaction.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::transfer::{self, BigWrites, Hashing};
+use crate::archive::{self, scan::Scanner, Expected};
+use crate::cli::SaveArgs;
+use crate::engine::{Engine, ImageId};
+use crate::error::{Error, Outcome};
+use crate::ledger::{self, Event, EventKind, OUTCOME_NAMELESS};
+use crate::naming::{self, Operand, Resolution, Resolved};
+
+/// Runs the command.
+pub fn run(args: &SaveArgs) -> Result<Outcome, Error> {
+    // Input errors first, before the daemon is asked anything.
+    if let Some(dir) = args.output.as_deref().filter(|p| p.is_dir()) {
+        return Err(Error::Usage(format!("{}: is a directory", dir.display())));
+    }
+    if args.output.is_none() && io::stdout().is_terminal() {
+        return Err(Error::Usage(
+            "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
+        ));
+    }
+    let operands = args
+        .images
+        .iter()
+        .map(|i| naming::classify(i).map(|o| (i.clone(), o)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    super::runtime()?.block_on(save(args, &operands))
+}
+
+async fn save(args: &SaveArgs, operands: &[(String, Operand)]) -> Result<Outcome, Error> {
+    let engine = super::connect().await?;
+    let identity = engine.identity().await?;
+    let mut store = super::open_ledger()?;
+
+    // 1. What each operand names.
+    let mut resolved = Vec::with_capacity(operands.len());
+    for (input, op) in operands {
+        resolved.push(resolve(&engine, &store, &identity.id, input, op).await?);
+    }
+
+    // 2. Refuse, or know what the archive must hold.
+    let plan = naming::plan_save(&resolved, args.allow_id);
+    let output = args.output.as_deref();
+    if !plan.refused.is_empty() {
+        let shown = output.map(|p| p.to_string_lossy().into_owned());
+        for line in naming::refusal_lines(&resolved, &plan, shown.as_deref()) {
+            note(&line);
+        }
+        return Ok(Outcome::Refused);
+    }
+    for r in &resolved {
+        if let Resolution::Named(tags) = &r.resolution {
+            if !tags.iter().any(|(t, _)| *t == r.operand) {
+                let list: Vec<&str> = tags.iter().map(|(t, _)| t.as_str()).collect();
+                note(&format!("{}: every tag of the repository: {}", r.operand, list.join(", ")));
+            }
+        }
+    }
+    for id in &plan.nameless {
+        note(&format!(
+            "warning: {} is saved by ID (--allow-id): the archive has no name for it, and \
+             `docker load` will give <none>:<none> (`imgguard load --restore-tags` gives back the \
+             tags the ledger knows)",
+            id.short()
+        ));
+    }
+
+    // 3. Stream, check, put in place.
+    let names: Vec<String> = plan
+        .expected
+        .iter()
+        .flat_map(|e| if e.tags.is_empty() { vec![e.id.to_string()] } else { e.tags.clone() })
+        .collect();
+    let total: u64 = {
+        let mut sum = 0u64;
+        for e in &plan.expected {
+            if let Some(info) = engine.inspect(e.id.as_str()).await? {
+                sum += info.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+            }
+        }
+        sum
+    };
+    // The temporary file beside the target, before anything is said: an unwritable directory
+    // is one line.
+    let temp = output.map(temp_beside).transpose()?;
+    let shown = output.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
+    let bar = transfer::progress(total, &format!("saving to {shown}"));
+    if bar.is_hidden() {
+        note(&format!(
+            "saving {} (about {}) to {shown}",
+            names.join(", "),
+            transfer::human_size(total)
+        ));
+    }
+    let written = match (output, temp) {
+        (Some(path), Some(temp)) => {
+            save_to_file(&engine, &names, &plan.expected, temp, path, &bar).await?
+        }
+        _ => save_to_stdout(&engine, &names, &plan.expected, &bar).await?,
+    };
+    bar.finish_and_clear();
+
+    // 4. Record: one save event per tag, one per nameless image; tags the daemon shows where
+    // the ledger did not expect them were moved outside imgguard.
+    let now = super::now_ms();
+    // The tags seen on each image: those saved, and for an image saved by ID the tags it has in
+    // the daemon, so that a later nameless load can name them (`load --restore-tags`) even when
+    // the image was tagged by plain docker.
+    let mut seen: Vec<(&str, &ImageId)> = Vec::new();
+    for e in &plan.expected {
+        seen.extend(e.tags.iter().map(|t| (t.as_str(), &e.id)));
+    }
+    for r in &resolved {
+        if let Resolution::ByIdOnly { id, tags_now, .. } = &r.resolution {
+            if plan.nameless.contains(id) {
+                seen.extend(tags_now.iter().map(|t| (t.as_str(), id)));
+            }
+        }
+    }
+    seen.dedup();
+    let tags: Vec<&str> = seen.iter().map(|(t, _)| *t).collect();
+    let known = store.events(Some(&identity.id), &tags)?;
+    let archive_path = output.map(absolute).map(|p| p.to_string_lossy().into_owned());
+    let mut events = Vec::new();
+    for (tag, id) in &seen {
+        let recorded = ledger::current(&known, &identity.id, tag);
+        if recorded != Some(id.as_str()) {
+            let mut m = Event::new(&identity.id, now, EventKind::MovedOutside);
+            m.tag = Some((*tag).to_string());
+            m.image_id = Some(id.to_string());
+            m.previous_id = recorded.map(str::to_string);
+            m.reason = Some("tagged outside imgguard (seen by save)".into());
+            events.push(m);
+        }
+    }
+    for e in &plan.expected {
+        let tags: Vec<Option<&String>> =
+            if e.tags.is_empty() { vec![None] } else { e.tags.iter().map(Some).collect() };
+        for tag in tags {
+            let mut ev = Event::new(&identity.id, now, EventKind::Save);
+            ev.tag = tag.cloned();
+            ev.image_id = Some(e.id.to_string());
+            ev.outcome = tag.is_none().then(|| OUTCOME_NAMELESS.to_string());
+            ev.archive_path.clone_from(&archive_path);
+            ev.archive_sha256 = Some(written.sha256.clone());
+            ev.archive_size = i64::try_from(written.size).ok();
+            events.push(ev);
+        }
+    }
+    store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
+    let what: Vec<String> = plan
+        .expected
+        .iter()
+        .map(|e| {
+            if e.tags.is_empty() {
+                format!("{} (no name)", e.id.short())
+            } else {
+                format!("{} ({})", e.tags.join(", "), e.id.short())
+            }
+        })
+        .collect();
+    note(&format!(
+        "saved {} to {shown}: {}, sha256 {}",
+        what.join(", "),
+        transfer::human_size(written.size),
+        written.sha256
+    ));
+    Ok(Outcome::Ok)
+}
+
+/// Asks the daemon (and, for an ID, the ledger) what one operand names.
+async fn resolve(
+    engine: &Engine,
+    store: &ledger::store::Store,
+    engine_id: &str,
+    input: &str,
+    op: &Operand,
+) -> Result<Resolved, Error> {
+    let missing = || Error::Other(format!("no such image: {input}"));
+    let by_id = |id: ImageId, tags_now: Vec<String>| async move {
+        let mut before = Vec::new();
+        let events = store.image_events(engine_id, id.as_str())?;
+        for tag in ledger::tags_of_image(&events, engine_id, id.as_str()) {
+            if tags_now.contains(&tag) {
+                continue;
+            }
+            let now = engine.inspect(&tag).await?.map(|i| i.id);
+            before.push((tag, now));
+        }
+        Ok::<_, Error>(Resolution::ByIdOnly { id, tags_now, tags_before: before })
+    };
+    let resolution = match op {
+        Operand::Tagged(tag) => {
+            let info = engine.inspect(tag.as_str()).await?.ok_or_else(missing)?;
+            Resolution::Named(vec![(tag.as_str().to_string(), info.id)])
+        }
+        Operand::NameOnly(name) => {
+            let tags = engine.repository_tags(name).await?;
+            if tags.is_empty() {
+                // No repository of that name: docker then reads it as a short image ID.
+                let info = engine.inspect(name).await?.ok_or_else(missing)?;
+                by_id(info.id, info.repo_tags).await?
+            } else {
+                Resolution::Named(tags)
+            }
+        }
+        Operand::Id(_) | Operand::Digest(_) => {
+            let info = engine.inspect(input).await?.ok_or_else(missing)?;
+            by_id(info.id, info.repo_tags).await?
+        }
+    };
+    Ok(Resolved { operand: input.to_string(), resolution })
+}
+
+/// What was written: its size and sha256.
+struct Written {
+    size: u64,
+    sha256: String,
+}
+
+/// A temporary file in the target's directory (so that the rename is atomic), created with
+/// mode 0600, which the rename keeps.
+fn temp_beside(target: &Path) -> Result<(tempfile::NamedTempFile, PathBuf), Error> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".imgguard-save-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            // tempfile adds the random name it tried; the directory is what matters.
+            let msg = e.to_string();
+            let msg = msg.split(" at path ").next().unwrap_or(&msg).to_string();
+            Error::Other(format!("cannot write to {}: {msg}", dir.display()))
+        })?;
+    Ok((temp, dir))
+}
+
+/// Streams the export to a temporary file beside `target`; checks, fsyncs and renames it into
+/// place. On any failure the temporary file is removed and an existing target is untouched.
+async fn save_to_file(
+    engine: &Engine,
+    names: &[String],
+    expected: &[Expected],
+    (temp, dir): (tempfile::NamedTempFile, PathBuf),
+    target: &Path,
+    bar: &indicatif::ProgressBar,
+) -> Result<Written, Error> {
+    let file = temp.as_file().try_clone().map_err(|e| Error::io(temp.path(), e))?;
+    let gzip = archive::wants_gzip(&target.to_string_lossy());
+    let sink = Sink::File { file, gzip };
+    let (written, manifest) = stream(engine, names, sink, bar).await.map_err(|e| match e {
+        StreamError::Io(e) => Error::io(temp.path(), e),
+        StreamError::Other(e) => e,
+    })?;
+    check(&manifest, expected)?;
+    temp.as_file().sync_all().map_err(|e| Error::io(temp.path(), e))?;
+    temp.persist(target).map_err(|e| Error::io(target, e.error))?;
+    // The rename is durable once the directory is synced.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(written)
+}
+
+async fn save_to_stdout(
+    engine: &Engine,
+    names: &[String],
+    expected: &[Expected],
+    bar: &indicatif::ProgressBar,
+) -> Result<Written, Error> {
+    let (written, manifest) =
+        stream(engine, names, Sink::Stdout, bar).await.map_err(|e| match e {
+            StreamError::Io(e) => Error::io("stdout", e),
+            StreamError::Other(e) => e,
+        })?;
+    check(&manifest, expected)?;
+    Ok(written)
+}
+
+fn check(manifest: &[u8], expected: &[Expected]) -> Result<(), Error> {
+    let bad = |m: String| Error::Other(format!("the daemon's archive is not usable: {m}"));
+    let images = archive::parse_manifest(manifest).map_err(|e| bad(e.to_string()))?;
+    archive::check_saved(expected, &images).map_err(|e| bad(e.to_string()))
+}
+
+enum Sink {
+    File { file: File, gzip: bool },
+    Stdout,
+}
+
+enum StreamError {
+    Io(io::Error),
+    Other(Error),
+}
+
+/// Moves the daemon's export through a writer thread: the async side only receives, the thread
+/// writes (large writes), hashes and checks the tar structure, so the network and the disk work
+/// at once. The channel is bounded: memory stays constant whatever the image size.
+async fn stream(
+    engine: &Engine,
+    names: &[String],
+    sink: Sink,
+    bar: &indicatif::ProgressBar,
+) -> Result<(Written, Vec<u8>), StreamError> {
+    let (tx, rx) = mpsc::sync_channel::<Bytes>(8);
+    let writer = std::thread::spawn(move || write_all(&rx, sink));
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut export = engine.export(&refs);
+    let mut failure = None;
+    // Ctrl-C ends the save like any other failure: the temporary file is removed on the way out.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let chunk = tokio::select! {
+            c = export.next() => c,
+            _ = &mut interrupted => {
+                failure = Some(StreamError::Other(Error::Other("interrupted".into())));
+                break;
+            }
+        };
+        let Some(chunk) = chunk else { break };
+        match chunk {
+            Ok(bytes) => {
+                bar.inc(bytes.len() as u64);
+                // The writer stopped (a write failed): its error is the one to report.
+                if tx.send(bytes).is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(StreamError::Other(e.into()));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let result = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    match result {
+        Ok((written, Ok(manifest))) => Ok((written, manifest)),
+        Ok((_, Err(scan))) => Err(StreamError::Other(Error::Other(format!(
+            "the daemon's archive is not usable: {scan}"
+        )))),
+        Err(e) => Err(StreamError::Io(e)),
+    }
+}
+
+type Scanned = (Written, Result<Vec<u8>, archive::scan::ScanError>);
+
+fn write_all(rx: &mpsc::Receiver<Bytes>, sink: Sink) -> io::Result<Scanned> {
+    let mut scanner = Scanner::new();
+    let mut scan_error = None;
+    let mut feed = |scanner: &mut Scanner, b: &[u8]| {
+        if scan_error.is_none() {
+            if let Err(e) = scanner.feed(b) {
+                scan_error = Some(e);
+            }
+        }
+    };
+    let (sha256, size) = match sink {
+        Sink::File { file, gzip: false } => {
+            let mut syncer = Syncer::start(&file)?;
+            let mut w = Hashing::new(BigWrites::new(file));
+            for b in rx {
+                feed(&mut scanner, &b);
+                w.write_all(&b)?;
+                syncer.wrote(b.len());
+            }
+            syncer.stop();
+            w.flush()?;
+            let (inner, sha, size) = w.finish();
+            inner.into_inner()?;
+            (sha, size)
+        }
+        Sink::File { file, gzip: true } => {
+            let level = flate2::Compression::fast();
+            let mut syncer = Syncer::start(&file)?;
+            let mut w = flate2::write::GzEncoder::new(Hashing::new(BigWrites::new(file)), level);
+            for b in rx {
+                feed(&mut scanner, &b);
+                w.write_all(&b)?;
+                syncer.wrote(b.len());
+            }
+            syncer.stop();
+            let mut h = w.finish()?;
+            h.flush()?;
+            let (inner, sha, size) = h.finish();
+            inner.into_inner()?;
+            (sha, size)
+        }
+        Sink::Stdout => {
+            let out = io::stdout().lock();
+            let mut w = Hashing::new(BigWrites::new(out));
+            for b in rx {
+                feed(&mut scanner, &b);
+                w.write_all(&b)?;
+            }
+            w.flush()?;
+            let (inner, sha, size) = w.finish();
+            drop(inner.into_inner()?);
+            (sha, size)
+        }
+    };
+    let manifest = match scan_error {
+        Some(e) => Err(e),
+        None => scanner.finish(),
+    };
+    Ok((Written { size, sha256 }, manifest))
+}
+
+/// Bytes between two writeback starts.
+const SYNC_EVERY: usize = 32 << 20;
+
+/// Flushes the file to disk in the background while the stream still comes in, so that the
+/// fsync before the rename finds little left to write: the durability the rename needs costs
+/// overlap, not a pause at the end. `fdatasync` on a second descriptor runs beside the writes.
+struct Syncer {
+    tx: Option<mpsc::SyncSender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    since: usize,
+}
+
+impl Syncer {
+    fn start(file: &File) -> io::Result<Syncer> {
+        let f = file.try_clone()?;
+        // One pending request at most: requests made while a sync runs fold into the next.
+        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let handle = std::thread::spawn(move || {
+            for () in rx {
+                let _ = f.sync_data();
+            }
+        });
+        Ok(Syncer { tx: Some(tx), handle: Some(handle), since: 0 })
+    }
+
+    fn wrote(&mut self, n: usize) {
+        self.since += n;
+        if self.since >= SYNC_EVERY {
+            self.since = 0;
+            if let Some(tx) = &self.tx {
+                let _ = tx.try_send(());
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn note(msg: &str) {
+    let _ = writeln!(io::stderr(), "imgguard: {msg}");
+}

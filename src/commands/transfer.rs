@@ -1,0 +1,239 @@
+//! The byte plumbing `save` and `load` share: large writes, a running sha256, progress on a
+//! terminal and plain lines elsewhere, and reading an archive's `manifest.json` off a file.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::archive::{self, scan::Scanner, ArchiveImage};
+use crate::error::Error;
+
+/// Size of every read, and the least size of every write but the last: 256 KiB or more keeps
+/// the syscall count low and the memory constant.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// Gathers small writes into writes of at least [`CHUNK`] bytes.
+pub(crate) struct BigWrites<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> BigWrites<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        BigWrites { inner, buf: Vec::with_capacity(CHUNK) }
+    }
+
+    /// Writes what is left and hands back the writer.
+    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for BigWrites<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= CHUNK {
+            self.inner.write_all(data)?;
+            return Ok(data.len());
+        }
+        let take = (CHUNK - self.buf.len()).min(data.len());
+        self.buf.extend_from_slice(&data[..take]);
+        if self.buf.len() == CHUNK {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.inner.flush()
+    }
+}
+
+/// Counts and hashes what passes through to the inner writer.
+pub(crate) struct Hashing<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Hashing { inner, hasher: Sha256::new(), size: 0 }
+    }
+
+    /// The writer, the sha256 (hex) and the byte count of everything written.
+    pub(crate) fn finish(self) -> (W, String, u64) {
+        (self.inner, hex::encode(self.hasher.finalize()), self.size)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.hasher.update(&data[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A progress bar on a terminal (bytes against `total`); hidden otherwise, where the commands
+/// print plain lines instead.
+pub(crate) fn progress(total: u64, verb: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "imgguard: {msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(verb.to_string());
+    bar
+}
+
+/// `12.3 MiB`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    #[allow(clippy::cast_precision_loss)] // a size for people, one decimal
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Reads an archive file's `manifest.json` (plain or gzip, told by the magic number), checking
+/// that the archive is complete. A plain archive is read header by header, seeking past the
+/// layers; gzip has to be decompressed through. The file is left at its start.
+pub(crate) fn read_manifest(file: &mut File, shown: &Path) -> Result<Vec<ArchiveImage>, Error> {
+    let io_err = |e: io::Error| Error::io(shown, e);
+    let bad = |msg: String| Error::Other(format!("{}: {msg}", shown.display()));
+    let mut head = [0u8; 2];
+    let n = read_full(file, &mut head).map_err(io_err)?;
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut scanner = Scanner::new();
+    let mut buf = vec![0u8; CHUNK];
+    if archive::is_gzip(&head[..n]) {
+        let mut gz = flate2::read::GzDecoder::new(&mut *file);
+        loop {
+            let n = match gz.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(bad(format!(
+                        "truncated gzip archive (ends after {} bytes of the archive)",
+                        scanner.offset()
+                    )));
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::InvalidInput
+                        || e.kind() == io::ErrorKind::InvalidData =>
+                {
+                    return Err(bad(format!("corrupt gzip data: {e}")));
+                }
+                Err(e) => return Err(io_err(e)),
+            };
+            scanner.feed(&buf[..n]).map_err(|e| bad(e.to_string()))?;
+        }
+    } else {
+        loop {
+            let skip = scanner.skippable();
+            if skip > 0 {
+                let skip_i = i64::try_from(skip).unwrap_or(i64::MAX);
+                file.seek(SeekFrom::Current(skip_i)).map_err(io_err)?;
+                scanner.skip(skip);
+                continue;
+            }
+            // Small reads here: mostly headers, each followed by a seek.
+            let n = file.read(&mut buf[..64 << 10]).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            scanner.feed(&buf[..n]).map_err(|e| bad(e.to_string()))?;
+        }
+        // A seek past the end succeeds: the size says whether the data was really there.
+        let len = file.metadata().map_err(io_err)?.len();
+        if scanner.offset() > len {
+            return Err(bad(format!("truncated archive (ends at byte {len})")));
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let manifest = scanner.finish().map_err(|e| bad(e.to_string()))?;
+    archive::parse_manifest(&manifest).map_err(|e| bad(e.to_string()))
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Sizes(Vec<usize>);
+    impl Write for Sizes {
+        fn write(&mut self, d: &[u8]) -> io::Result<usize> {
+            self.0.push(d.len());
+            Ok(d.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_are_large() {
+        let mut w = BigWrites::new(Sizes(Vec::new()));
+        let piece = vec![1u8; 40_000];
+        for _ in 0..100 {
+            w.write_all(&piece).unwrap();
+        }
+        let sizes = w.into_inner().unwrap().0;
+        let (last, rest) = sizes.split_last().unwrap();
+        assert!(rest.iter().all(|s| *s == CHUNK), "{sizes:?}");
+        assert_eq!(rest.iter().sum::<usize>() + last, 4_000_000);
+    }
+
+    #[test]
+    fn hashes_what_it_writes() {
+        let mut h = Hashing::new(Vec::new());
+        h.write_all(b"abc").unwrap();
+        let (inner, sha, size) = h.finish();
+        assert_eq!(inner, b"abc");
+        assert_eq!(size, 3);
+        assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_size(10), "10 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+    }
+}
