@@ -195,9 +195,13 @@ pub fn explain(
                 }
             }
             let last_left = left.iter().max_by_key(|l| l.0);
+            let last_named = former.iter().map(|f| f.0).max();
             let load = nameless.get(id);
             let cause = match (last_left, load) {
-                (Some(l), Some(n)) if n.seq > l.0 => nameless_cause(n),
+                // Loaded nameless after any tag was last put on it: this copy of the image came
+                // from the archive, whatever happened to its tags before (even if the ledger only
+                // noticed later that they are gone).
+                (_, Some(n)) if last_named.is_none_or(|named| n.seq > named) => nameless_cause(n),
                 (None, Some(n)) => nameless_cause(n),
                 (Some(&(_, tag, None, at_ms, _)), _) if !users.is_empty() => {
                     Cause::ForceUntagged { tag: tag.to_string(), at_ms }
@@ -471,6 +475,28 @@ mod tests {
         let causes: Vec<(&str, &str)> =
             out.iter().map(|e| (e.image.id.as_str(), e.cause.name())).collect();
         assert_eq!(causes, [("sha256:L", "loaded-nameless"), ("sha256:U", "unknown")]);
+    }
+
+    #[test]
+    fn a_nameless_load_after_the_tag_was_removed_outside_is_loaded_nameless() {
+        // Built as x:v1, saved by ID and removed with plain docker, loaded back: the ledger only
+        // notices afterwards that x:v1 is gone.
+        let mut load = ev(2, EventKind::Load, None, Some("A"));
+        load.event.outcome = Some(OUTCOME_NAMELESS.into());
+        let log = vec![
+            ev(1, EventKind::Build, Some("x:v1"), Some("A")),
+            load,
+            ev(3, EventKind::MovedOutside, Some("x:v1"), None),
+        ];
+        let out = explain(&[img("A", &[], 1)], &[], &log, E);
+        assert_eq!(out[0].cause.name(), "loaded-nameless");
+        assert_eq!(out[0].former_tags, ["x:v1"]);
+        // Tagged again after the load, then superseded: superseded.
+        let mut log = log;
+        log.push(ev(4, EventKind::Tag, Some("x:v2"), Some("A")));
+        log.push(ev(5, EventKind::Build, Some("x:v2"), Some("B")));
+        let out = explain(&[img("A", &[], 1)], &[], &log, E);
+        assert_eq!(out[0].cause.name(), "superseded");
     }
 
     #[test]

@@ -88,6 +88,26 @@ fn explain_classifies_the_seed_phenomena() {
     }
 }
 
+/// The seed's second phenomenon: `docker save <ID>` writes an archive without names, and loading
+/// it gives a `<none>` image. Loaded through imgguard, explain knows where it came from.
+#[test]
+fn explain_names_an_image_loaded_without_a_name() {
+    let t = DockerTest::new("nameless");
+    let tag = t.tag("x:v1");
+    t.set_content("nameless");
+    t.build(&["-t", &tag]).assert_code(0);
+    let id = image_id(&tag).unwrap();
+    let archive = t.home.path().join("by-id.tar");
+    docker(&["save", "-o", archive.to_str().unwrap(), &id]);
+    docker(&["rmi", &tag]);
+    assert!(image_id(&id).is_none());
+    let r = t.run(&["load", "-i", archive.to_str().unwrap()]);
+    r.assert_code(0);
+    let e = explain_entries(&t, &[&id]);
+    assert_eq!(e[0]["cause"], "loaded-nameless", "{}", e[0]);
+    assert!(e[0]["detail"].as_str().unwrap().contains("by-id.tar"), "{}", e[0]);
+}
+
 /// Builds `tag` `n` times with changing content, keeping every previous image; returns the IDs,
 /// oldest first.
 fn build_lineage(t: &DockerTest, tag: &str, n: usize) -> Vec<String> {
