@@ -46,6 +46,7 @@ pub fn run() -> ExitCode {
             e.code()
         }
     };
+    commands::trace("exit");
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 

@@ -141,10 +141,10 @@ async fn build(
         note("docker wrote no image ID (an --output that exports files?): nothing recorded");
         return Ok(Outcome::Child(0));
     };
-    let (new_info, after) =
-        tokio::join!(engine.inspect(new_id.as_str()), inspect_all(&engine, tags.iter().copied()));
-    let new_info = new_info?;
-    let after = after?;
+    let after = inspect_all(&engine, tags.iter().copied()).await?;
+    // A tag that points at the new ID proves the daemon has it; else ask for the ID itself.
+    let in_daemon = after.iter().flatten().any(|i| i.id == new_id)
+        || engine.inspect(new_id.as_str()).await?.is_some();
     trace("new image and tags inspected after");
 
     let base = |kind: EventKind| {
@@ -157,7 +157,7 @@ async fn build(
     };
     let mut events = Vec::new();
 
-    if new_info.is_none() {
+    if !in_daemon {
         // buildx with a container driver and no --load, or a push-only build.
         for tag in &tags {
             let mut e = base(EventKind::Build);
