@@ -323,15 +323,19 @@ pub(crate) fn fate_event(engine: &str, now: i64, d: &Decision) -> Event {
     e
 }
 
+/// What became of `id` in words (`removed sha256:…`, `kept sha256:…: reason`), empty when the
+/// plan did not concern it. Shared by every command that applies a removal plan.
+pub(crate) fn fate_text(decisions: &[Decision], id: &ImageId) -> String {
+    match decisions.iter().find(|d| d.candidate.image == *id).map(|d| &d.verdict) {
+        Some(Verdict::Remove) => format!("removed {}", id.short()),
+        Some(Verdict::Gone) => format!("{} already gone", id.short()),
+        Some(Verdict::Keep(reason)) => format!("kept {}: {reason}", id.short()),
+        None => String::new(),
+    }
+}
+
 fn print_reports(reports: &[TagReport], new_id: &ImageId, decisions: &[Decision]) {
-    let fate = |id: &ImageId| -> String {
-        match decisions.iter().find(|d| d.candidate.image == *id).map(|d| &d.verdict) {
-            Some(Verdict::Remove) => format!("removed {}", id.short()),
-            Some(Verdict::Gone) => format!("{} already gone", id.short()),
-            Some(Verdict::Keep(reason)) => format!("kept {}: {reason}", id.short()),
-            None => String::new(),
-        }
-    };
+    let fate = |id: &ImageId| fate_text(decisions, id);
     let mut err = std::io::stderr().lock();
     for r in reports {
         let line = match &r.before {

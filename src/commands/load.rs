@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::engine::ImageId;
 use crate::error::{Error, Outcome};
 use crate::ledger::{self, Event, EventKind, OUTCOME_NAMELESS};
-use crate::policy::{self, Candidate, Decision, Rules, Verdict};
+use crate::policy::{self, Candidate, Decision, Rules};
 use crate::reference::Tag;
 
 /// Runs the command.
@@ -372,14 +372,7 @@ fn read_all(
 }
 
 fn print_placed(placed: &[Placed], decisions: &[Decision], said: &archive::LoadMessages) {
-    let fate = |id: &ImageId| -> String {
-        match decisions.iter().find(|d| d.candidate.image == *id).map(|d| &d.verdict) {
-            Some(Verdict::Remove) => format!("removed {}", id.short()),
-            Some(Verdict::Gone) => format!("{} already gone", id.short()),
-            Some(Verdict::Keep(reason)) => format!("kept {}: {reason}", id.short()),
-            None => String::new(),
-        }
-    };
+    let fate = |id: &ImageId| super::build::fate_text(decisions, id);
     for p in placed {
         let line = match &p.before {
             None => format!("{}  (new) → {}  {}", p.tag, p.id.short(), p.how),
