@@ -30,7 +30,7 @@ pub struct FileConfig {
     pub protect: Vec<String>,
     /// The `check:` section: rules off or severity changed, paths excluded (`imgguard check`).
     #[serde(default)]
-    pub check: crate::guard::CheckSettings,
+    pub check: crate::core::guard::CheckSettings,
 }
 
 /// Where the configuration came from, with what it says.

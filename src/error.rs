@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::engine::EngineError;
-use crate::ledger::store::LedgerError;
+use crate::ledger::sqlite::LedgerError;
 
 /// What a command that did not fail ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,21 +5,15 @@
 //! the result to an exit code in one place (0 ok, 1 refused or findings, 2 error; `build` passes
 //! docker's own code through).
 
-pub mod archive;
-pub mod build_args;
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod dangling;
+pub mod core;
 pub mod engine;
 pub mod error;
 pub mod git;
-pub mod github;
-pub mod guard;
 pub mod ledger;
-pub mod naming;
-pub mod policy;
-pub mod reference;
+pub mod walk;
 
 use std::io::Write;
 use std::process::ExitCode;

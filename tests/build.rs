@@ -191,7 +191,7 @@ fn failing_build_passes_dockers_code_and_records_nothing() {
     assert!(r.imgguard_lines().is_empty(), "{}", r.stderr);
     assert_eq!(image_id(&tag).as_deref(), Some(first.as_str()));
     assert_eq!(t.states(&tag), [(first, "current".into())]);
-    let store = imgguard::ledger::store::Store::open(&t.home.path().join("ledger.db")).unwrap();
+    let store = imgguard::ledger::sqlite::Store::open(&t.home.path().join("ledger.db")).unwrap();
     assert_eq!(store.count().unwrap(), 1, "only the first build is recorded");
 }
 
@@ -210,7 +210,7 @@ fn build_arg_values_never_reach_the_ledger() {
     assert!(!find(b"hunter2-very-secret"), "a build-arg value was stored");
     assert!(find(b"SECRET_TOKEN"), "the build-arg name is recorded");
     // The Dockerfile's sha256, the imgguard version and the names are on the build event.
-    let store = imgguard::ledger::store::Store::open(&db).unwrap();
+    let store = imgguard::ledger::sqlite::Store::open(&db).unwrap();
     let events = store.events(None, &[&tag]).unwrap();
     let build = &events[0].event;
     let dockerfile = std::fs::read(t.ctx.path().join("Dockerfile")).unwrap();
@@ -316,7 +316,7 @@ fn concurrent_builds_lose_no_records() {
         assert_eq!(states, ["current", "removed"], "{tag}");
     }
     let db = t.home.path().join("ledger.db");
-    let store = imgguard::ledger::store::Store::open(&db).unwrap();
+    let store = imgguard::ledger::sqlite::Store::open(&db).unwrap();
     // Per tag: two builds and one removal.
     assert_eq!(store.count().unwrap(), 12);
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -416,7 +416,7 @@ fn an_image_not_in_the_daemon_is_recorded_and_removes_nothing() {
     assert!(stderr.contains("is not in the daemon"), "{stderr}");
     assert!(image_id(&first).is_some(), "nothing removed");
     // The lineage still shows the daemon's truth: the tag did not move.
-    let store = imgguard::ledger::store::Store::open(&t.home.path().join("ledger.db")).unwrap();
+    let store = imgguard::ledger::sqlite::Store::open(&t.home.path().join("ledger.db")).unwrap();
     let events = store.events(None, &[&tag]).unwrap();
     let last = &events.last().unwrap().event;
     assert_eq!(last.outcome.as_deref(), Some("not-in-daemon"));

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use imgguard::guard::{scan, RuleId, Rules};
+use imgguard::core::guard::{scan, RuleId, Rules};
 
 const ID64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

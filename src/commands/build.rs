@@ -16,17 +16,17 @@ use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 
 use super::trace;
-use crate::build_args::{self, BuildArgs};
 use crate::cli;
 use crate::config::Config;
+use crate::core::build_args::{self, BuildArgs};
+use crate::core::event::{self as ledger, Event, EventKind, OUTCOME_NOT_IN_DAEMON};
+use crate::core::github::BuildResult;
+use crate::core::policy::{self, Candidate, Decision, KeepReason, Rules, Snapshot, Verdict};
+use crate::core::reference::Tag;
 use crate::engine::{Engine, ImageId, ImageInfo, Removal};
 use crate::error::{Error, Outcome};
 use crate::git::{self, GitState};
-use crate::github::BuildResult;
-use crate::ledger::store::{self, Store};
-use crate::ledger::{self, Event, EventKind, OUTCOME_NOT_IN_DAEMON};
-use crate::policy::{self, Candidate, Decision, KeepReason, Rules, Snapshot, Verdict};
-use crate::reference::Tag;
+use crate::ledger::sqlite::{self as store, Store};
 
 /// Runs the command.
 pub fn run(args: &cli::BuildArgs, config: &Config, cwd: &Path) -> Result<Outcome, Error> {
@@ -40,7 +40,7 @@ pub fn run(args: &cli::BuildArgs, config: &Config, cwd: &Path) -> Result<Outcome
 }
 
 /// What became of one tag (shared with the GitHub report).
-use crate::github::TagChange as TagReport;
+use crate::core::github::TagChange as TagReport;
 
 async fn build(
     raw: &[OsString],

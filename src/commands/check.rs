@@ -1,5 +1,5 @@
 //! `imgguard check`: orchestration only. Loads the settings, gets the text to scan (working
-//! tree, index or pushed commits, via `guard::repo`), scans, prints in the chosen format and
+//! tree, index or pushed commits, via [`crate::walk`]), scans, prints in the chosen format and
 //! turns the result into an outcome: findings at or above `--fail-on` refuse (exit 1), errors
 //! exit 2. Never talks to a Docker daemon.
 
@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{CheckArgs, CheckFormat, FailOn};
 use crate::config::Config;
+use crate::core::guard::{report, Rules, Severity};
 use crate::error::{Error, Outcome};
-use crate::guard::repo::{self, Exclude, RepoError, Scanned};
-use crate::guard::{report, Rules, Severity};
+use crate::walk::{self as repo, Exclude, RepoError, Scanned};
 
 /// Runs `imgguard check`.
 pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Error> {

@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use crate::cli::{ExplainArgs, Format};
 use crate::config::Config;
-use crate::dangling::{self, Explained, PruneKeep, PruneRules};
+use crate::core::dangling::{self, Explained, PruneKeep, PruneRules};
+use crate::core::event::{Event, Recorded};
 use crate::engine::{ContainerInfo, Engine, EngineIdentity, ListedImage};
 use crate::error::{Error, Outcome};
-use crate::ledger::store::Store;
-use crate::ledger::{Event, Recorded};
+use crate::ledger::sqlite::Store;
 
 /// What the daemon and the ledger say, reconciled.
 pub(crate) struct Survey {

@@ -3,14 +3,14 @@
 //! are set, and prints `::notice`/`::warning` lines for kept images to stderr (the runner reads
 //! workflow commands from both streams; stdout stays docker's, so `build -q` prints only the ID).
 //!
-//! The text comes from the pure [`crate::github`]; this file only decides where it goes.
+//! The text comes from the pure [`crate::core::github`]; this file only decides where it goes.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use super::env_var;
+use crate::core::github::{self, BuildResult};
 use crate::error::Error;
-use crate::github::{self, BuildResult};
 
 /// Publishes `result` to the files the runner named; does nothing outside GitHub Actions.
 pub(crate) fn publish(result: &BuildResult<'_>) -> Result<(), Error> {

@@ -6,9 +6,9 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::cli::{Format, HistoryArgs};
+use crate::core::event::{self as ledger, Entry, EntryState, Lineage};
+use crate::core::reference::Tag;
 use crate::error::{Error, Outcome};
-use crate::ledger::{self, Entry, EntryState, Lineage};
-use crate::reference::Tag;
 
 #[derive(Serialize)]
 struct JsonLineage<'a> {

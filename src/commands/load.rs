@@ -19,14 +19,14 @@ use super::transfer::{self, CHUNK};
 
 /// Size of each piece of the upload: 256 KiB, few enough in flight to keep memory flat.
 const UPLOAD_CHUNK: usize = 256 << 10;
-use crate::archive::{self, ArchiveImage};
 use crate::cli::LoadArgs;
 use crate::config::Config;
+use crate::core::archive::{self, ArchiveImage};
+use crate::core::event::{self as ledger, Event, EventKind, OUTCOME_NAMELESS};
+use crate::core::policy::{self, Candidate, Decision, Rules};
+use crate::core::reference::Tag;
 use crate::engine::ImageId;
 use crate::error::{Error, Outcome};
-use crate::ledger::{self, Event, EventKind, OUTCOME_NAMELESS};
-use crate::policy::{self, Candidate, Decision, Rules};
-use crate::reference::Tag;
 
 /// Runs the command.
 pub fn run(args: &LoadArgs, config: &Config) -> Result<Outcome, Error> {
@@ -267,7 +267,7 @@ async fn load(
                 "`imgguard load{} --restore-tags` puts {} back",
                 source.recorded.as_ref().map_or(String::new(), |_| format!(
                     " -i {}",
-                    crate::naming::quote(&source.shown.to_string_lossy())
+                    crate::core::naming::quote(&source.shown.to_string_lossy())
                 )),
                 if free.len() == 1 { "it" } else { "them" }
             ));

@@ -1,5 +1,5 @@
 //! One module per command: observe → plan → apply → record, progress and output. The decisions
-//! themselves live in the pure core ([`crate::policy`], [`crate::ledger`]).
+//! themselves live in the pure core ([`crate::core::policy`], [`crate::ledger`]).
 
 /// `println!` that ignores a closed stdout (`imgguard prune | head`), where `println!` panics.
 macro_rules! say {
@@ -26,7 +26,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::engine::{endpoint, Engine};
 use crate::error::Error;
-use crate::ledger::store::{self, Store};
+use crate::ledger::sqlite::{self as store, Store};
 
 /// A single-threaded runtime: imgguard's concurrency is a handful of API calls in flight at once,
 /// and a current-thread runtime starts in microseconds.

@@ -1,5 +1,5 @@
 //! `imgguard prune`: removes the dangling images nothing needs. The plan (pure,
-//! [`crate::dangling::plan_prune`]) is printed first; `--dry-run` stops there and changes neither
+//! [`crate::core::dangling::plan_prune`]) is printed first; `--dry-run` stops there and changes neither
 //! images nor the ledger. Each removal looks at the image once more just before it and is never
 //! forced; the daemon's refusal is reported as kept, in its words. One prune at a time per ledger.
 
@@ -12,11 +12,11 @@ use serde::Serialize;
 use super::explain::{human_size, json_image, survey, JsonImage};
 use crate::cli::{Format, PruneArgs};
 use crate::config::Config;
-use crate::dangling::{self, Explained, PruneKeep, PruneRules};
+use crate::core::dangling::{self, Explained, PruneKeep, PruneRules};
+use crate::core::event::{Event, EventKind};
 use crate::engine::{Engine, Removal};
 use crate::error::{Error, Outcome};
-use crate::ledger::store::{self, Store};
-use crate::ledger::{Event, EventKind};
+use crate::ledger::sqlite::{self as store, Store};
 
 /// What became of one planned removal.
 enum Done {

@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 
 use crate::cli::RmiArgs;
+use crate::core::event::{Event, EventKind};
+use crate::core::policy::{rmi_verdict, RmiVerdict};
+use crate::core::reference::{Reference, Tag};
 use crate::engine::{ImageInfo, RemovedRef};
 use crate::error::{Error, Outcome};
-use crate::ledger::{Event, EventKind};
-use crate::policy::{rmi_verdict, RmiVerdict};
-use crate::reference::{Reference, Tag};
 
 /// Runs the command.
 pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {

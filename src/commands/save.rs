@@ -16,12 +16,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::transfer::{self, BigWrites, Hashing};
-use crate::archive::{self, scan::Scanner, Expected};
 use crate::cli::SaveArgs;
+use crate::core::archive::{self, scan::Scanner, Expected};
+use crate::core::event::{self as ledger, Event, EventKind, OUTCOME_NAMELESS};
+use crate::core::naming::{self, Operand, Resolution, Resolved};
 use crate::engine::{Engine, ImageId};
 use crate::error::{Error, Outcome};
-use crate::ledger::{self, Event, EventKind, OUTCOME_NAMELESS};
-use crate::naming::{self, Operand, Resolution, Resolved};
 
 /// Runs the command.
 pub fn run(args: &SaveArgs) -> Result<Outcome, Error> {
@@ -187,7 +187,7 @@ async fn save(args: &SaveArgs, operands: &[(String, Operand)]) -> Result<Outcome
 /// Asks the daemon (and, for an ID, the ledger) what one operand names.
 async fn resolve(
     engine: &Engine,
-    store: &ledger::store::Store,
+    store: &crate::ledger::sqlite::Store,
     engine_id: &str,
     input: &str,
     op: &Operand,

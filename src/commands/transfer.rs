@@ -8,7 +8,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, scan::Scanner, ArchiveImage};
+use crate::core::archive::{self, scan::Scanner, ArchiveImage};
 use crate::error::Error;
 
 /// Size of every read, and the least size of every write but the last: 256 KiB or more keeps

@@ -4,102 +4,12 @@
 pub mod docker;
 pub mod endpoint;
 
-use std::fmt;
-
 pub use docker::{Engine, RemovedRef};
 pub use endpoint::Endpoint;
 
-/// An image ID, always in the full `sha256:<64 hex>` form the daemon reports.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ImageId(String);
-
-impl ImageId {
-    /// Wraps an ID as the daemon or the ledger reports it.
-    pub fn new(id: impl Into<String>) -> ImageId {
-        ImageId(id.into())
-    }
-
-    /// The full ID.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// `sha256:` and the first 12 hex characters, as people read IDs.
-    pub fn short(&self) -> &str {
-        let end = self.0.find(':').map_or(0, |i| i + 1) + 12;
-        self.0.get(..end).unwrap_or(&self.0)
-    }
-}
-
-impl fmt::Display for ImageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What the daemon says about one image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// The image ID.
-    pub id: ImageId,
-    /// Its tags in familiar form (`app:v1`), empty for a `<none>` image.
-    pub repo_tags: Vec<String>,
-    /// Creation time as the daemon reports it (RFC 3339).
-    pub created: Option<String>,
-    /// Size in bytes.
-    pub size: Option<i64>,
-}
-
-/// One image as the image list shows it (one `list_images(all=true)` call lists them all).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedImage {
-    /// The image ID.
-    pub id: ImageId,
-    /// The image it was built on, when the daemon records one (the legacy builder does).
-    pub parent: Option<ImageId>,
-    /// Its tags, empty for a `<none>` image.
-    pub repo_tags: Vec<String>,
-    /// Creation time, seconds since the epoch.
-    pub created_s: i64,
-    /// Size in bytes.
-    pub size: i64,
-    /// Its labels.
-    pub labels: std::collections::BTreeMap<String, String>,
-}
-
-/// One container, running or not, with the image it was created from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerInfo {
-    /// Container ID.
-    pub id: String,
-    /// Its name without the leading `/`.
-    pub name: String,
-    /// The image ID it was created from.
-    pub image_id: ImageId,
-    /// `running`, `exited`, `created`, …
-    pub state: String,
-}
-
-/// Who the daemon is: image IDs only mean something per daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineIdentity {
-    /// `docker info` ID (or, where a daemon reports none, the endpoint).
-    pub id: String,
-    /// The daemon's host name.
-    pub name: String,
-}
-
-/// What a removal request ended with. Conflicts are answers, not errors: the daemon refused to
-/// remove an image that is still needed, which is exactly what imgguard wants to hear.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Removal {
-    /// Removed; the IDs the daemon deleted (the image and any parents it freed).
-    Removed { deleted: Vec<String> },
-    /// The daemon refused (409): its own words.
-    Conflict(String),
-    /// Someone else removed it already (404).
-    Gone,
-}
+pub use crate::core::image::{
+    ContainerInfo, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
+};
 
 /// Errors talking to the engine.
 #[derive(Debug, thiserror::Error)]

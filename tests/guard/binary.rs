@@ -103,7 +103,7 @@ fn json_contract() {
             "column": 11,
             "end_line": 6,
             "message": "`docker build -t app` moves the tag; the image it pointed to is left as <none>:<none>",
-            "fix": imgguard::guard::RuleId::Ig003.info().fix,
+            "fix": imgguard::core::guard::RuleId::Ig003.info().fix,
         })
     );
     assert_eq!(items[1]["rule"], "IG001");

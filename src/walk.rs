@@ -1,7 +1,7 @@
 //! Where the text to scan comes from: the working tree (a parallel walk honouring .gitignore,
 //! with the `ignore` crate), the git index (`--staged`) or the commits being pushed
 //! (`--pre-push`, read as git2 blobs, never from the working tree). This is the guard's I/O
-//! edge; the scanning itself is [`super::scan`], called from the walker's threads.
+//! edge; the scanning itself is [`crate::core::guard::scan`], called from the walker's threads.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,7 +13,7 @@ use git2::{Oid, Repository};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{WalkBuilder, WalkState};
 
-use super::{kind_by_name, kind_of, may_have_shebang, Finding, GuardError, Rules};
+use crate::core::guard::{kind_by_name, kind_of, may_have_shebang, Finding, GuardError, Rules};
 
 /// What can go wrong reading the sources (all exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +224,7 @@ fn scan_file(
     let Some(kind) = kind_of(display, &text).or_else(|| kind_of(path, &text)) else {
         return Ok(None);
     };
-    Ok(Some(super::scan_as(kind, display, &text, rules)?))
+    Ok(Some(crate::core::guard::scan_as(kind, display, &text, rules)?))
 }
 
 /// Scans `(path, text)` pairs read from git (index or pushed blobs).
@@ -240,7 +240,7 @@ pub fn scan_blobs(
         }
         let Some(kind) = kind_of(path, text) else { continue };
         scanned.files += 1;
-        scanned.findings.extend(super::scan_as(kind, path, text, rules)?);
+        scanned.findings.extend(crate::core::guard::scan_as(kind, path, text, rules)?);
     }
     sort(&mut scanned.findings);
     Ok(scanned)

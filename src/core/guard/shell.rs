@@ -19,7 +19,7 @@ use tree_sitter::{Node, Parser};
 
 use super::rules::RuleId;
 use super::snippet::Snippet;
-use crate::reference::Reference;
+use crate::core::reference::Reference;
 
 /// One rule match, at byte offsets of the ORIGINAL file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
-use crate::engine::{ContainerInfo, ImageId, ImageInfo};
+use crate::core::image::{ContainerInfo, ImageId, ImageInfo};
 
 /// An image that a tag just moved away from, so that it may have become dangling.
 #[derive(Debug, Clone, PartialEq, Eq)]

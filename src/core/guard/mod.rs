@@ -13,7 +13,7 @@ mod dockerfile;
 mod jenkins;
 mod just;
 mod make;
-pub mod repo;
+
 pub mod report;
 pub mod rules;
 pub mod shell;

@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 
-use crate::reference::{ReferenceError, Tag};
+use crate::core::reference::{ReferenceError, Tag};
 
 /// `docker build` / `docker buildx build` options that take a value (as a separate argument when
 /// not written `--opt=value`). Anything not listed is a boolean flag.

@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-use crate::engine::ImageId;
-use crate::policy::{Decision, KeepReason, Verdict};
+use crate::core::image::ImageId;
+use crate::core::policy::{Decision, KeepReason, Verdict};
 
 /// One tag of a finished build: where it pointed before, and after (when another build moved
 /// it on while ours ran, `after` differs from the built image).
@@ -209,7 +209,7 @@ fn code(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Candidate;
+    use crate::core::policy::Candidate;
 
     const OLD: &str = "sha256:aa416b5c47215b8d8b1c1c1d3e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f";
     const NEW: &str = "sha256:e4159797272a5b8d8b1c1c1d3e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f";

@@ -12,8 +12,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::engine::ImageId;
-use crate::reference::Tag;
+use crate::core::image::ImageId;
+use crate::core::reference::Tag;
 
 /// One image in an archive: its config ID and the names it will load with.
 #[derive(Debug, Clone, PartialEq, Eq)]

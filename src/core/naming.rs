@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::archive::Expected;
-use crate::engine::ImageId;
-use crate::reference::{Reference, ReferenceError, Tag};
+use crate::core::archive::Expected;
+use crate::core::image::ImageId;
+use crate::core::reference::{Reference, ReferenceError, Tag};
 
 /// How a `save` operand names its image, before asking the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]

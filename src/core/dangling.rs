@@ -12,9 +12,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::engine::{ContainerInfo, ImageId, ListedImage};
-use crate::ledger::{Event, EventKind, Recorded, OUTCOME_NAMELESS, OUTCOME_NOT_IN_DAEMON};
-use crate::policy::matches_pattern;
+use crate::core::event::{Event, EventKind, Recorded, OUTCOME_NAMELESS, OUTCOME_NOT_IN_DAEMON};
+use crate::core::image::{ContainerInfo, ImageId, ListedImage};
+use crate::core::policy::matches_pattern;
 
 /// Why an image is dangling.
 #[derive(Debug, Clone, PartialEq, Eq)]
