@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{Run, BIN};
+use crate::support::{Run, Test};
 
 /// A directory with a fake `docker` that records that it ran, to prove docker never did.
 struct FakeDocker {
@@ -25,17 +25,12 @@ impl FakeDocker {
 
     fn run(&self, home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         let path = format!("{}:{}", self.dir.path().display(), std::env::var("PATH").unwrap());
-        let mut c = std::process::Command::new(BIN);
-        c.args(args).env("PATH", path).env("IMGGUARD_HOME", home).current_dir(self.dir.path());
+        let mut t =
+            Test::new().args(args).env("PATH", path).home(home).current_dir(self.dir.path());
         for (k, v) in env {
-            c.env(k, v);
+            t = t.env(k, v);
         }
-        let o = c.output().unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        t.run()
     }
 }
 

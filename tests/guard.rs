@@ -6,11 +6,11 @@
 mod binary;
 mod hooks;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use imgguard::core::guard::{scan, RuleId, Rules};
+
+use crate::support::{Run, Test};
 
 const ID64: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -754,14 +754,6 @@ fn several_findings_in_order() {
 
 // ---- helpers for the binary tests (tests/guard/*.rs) ----
 
-/// What a run of the binary ended with.
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// The directory of the binary under test, to put first on PATH for hooks and pre-commit.
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_imgguard")).parent().unwrap().to_path_buf()
@@ -774,10 +766,10 @@ fn path_with_bin() -> std::ffi::OsString {
     std::env::join_paths(paths).unwrap()
 }
 
-/// A command isolated from the user's git and imgguard configuration.
-fn isolated(program: &str, dir: &Path, home: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.current_dir(dir)
+/// A program isolated from the user's git and imgguard configuration.
+fn isolated(program: &str, dir: &Path, home: &Path) -> Test {
+    Test::program(program)
+        .current_dir(dir)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -785,56 +777,33 @@ fn isolated(program: &str, dir: &Path, home: &Path) -> Command {
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("IMGGUARD_HOME", home.join(".imgguard"))
+        .home(home.join(".imgguard"))
         .env("PATH", path_with_bin())
-        .env_remove("NO_COLOR")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE");
-    cmd
-}
-
-fn finish(mut cmd: Command, stdin: Option<&str>) -> Out {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let input = stdin.unwrap_or("").to_string();
-    let mut pipe = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(input.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .env_remove("GIT_INDEX_FILE")
 }
 
 /// Runs `imgguard ARGS` in `dir` (HOME is `dir`'s parent scratch space).
-fn imgguard(dir: &Path, args: &[&str]) -> Out {
+fn imgguard(dir: &Path, args: &[&str]) -> Run {
     imgguard_stdin(dir, args, "")
 }
 
-fn imgguard_stdin(dir: &Path, args: &[&str], stdin: &str) -> Out {
+fn imgguard_stdin(dir: &Path, args: &[&str], stdin: &str) -> Run {
     let home = dir.join(".home");
-    let mut cmd = isolated(env!("CARGO_BIN_EXE_imgguard"), dir, &home);
-    cmd.args(args);
-    finish(cmd, Some(stdin))
+    isolated(crate::support::BIN, dir, &home).args(args).stdin(stdin).run()
 }
 
 /// Runs git and insists it succeeds.
-fn git(dir: &Path, args: &[&str]) -> Out {
+fn git(dir: &Path, args: &[&str]) -> Run {
     let out = git_may_fail(dir, args);
     assert_eq!(out.code, 0, "git {args:?} failed: {}{}", out.stdout, out.stderr);
     out
 }
 
-fn git_may_fail(dir: &Path, args: &[&str]) -> Out {
+fn git_may_fail(dir: &Path, args: &[&str]) -> Run {
     let home = dir.parent().unwrap_or(dir).join(".home");
-    let mut cmd = isolated("git", dir, &home);
-    cmd.args(args);
-    finish(cmd, None)
+    isolated("git", dir, &home).args(args).run()
 }
 
 /// Writes `text` to `dir/rel`, creating directories.

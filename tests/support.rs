@@ -1,13 +1,111 @@
-//! Shared test harness: run the binary, make throwaway build contexts, clean up only our own.
+//! Shared test harness: run the binary ([`Test`], after just's builder), make throwaway build
+//! contexts, clean up only our own.
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_imgguard");
+
+/// One run of the binary under test, built step by step and run once:
+/// `Test::new().args(&["check"]).current_dir(dir).run().status(0).stderr("…")`.
+///
+/// The environment is the test process's, less what would make a run depend on the machine:
+/// a docker context, GitHub's step variables, tracing and colour settings.
+pub struct Test {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Test {
+    /// `imgguard` with a cleaned environment.
+    pub fn new() -> Test {
+        Test::program(BIN)
+    }
+
+    /// Any program (git, a hook) with the same cleaned environment.
+    pub fn program(program: impl AsRef<OsStr>) -> Test {
+        let mut cmd = Command::new(program);
+        for v in [
+            "DOCKER_CONTEXT",
+            "GITHUB_ACTIONS",
+            "GITHUB_OUTPUT",
+            "GITHUB_STEP_SUMMARY",
+            "IMGGUARD_TRACE",
+            "NO_COLOR",
+        ] {
+            cmd.env_remove(v);
+        }
+        Test { cmd, stdin: None }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Test {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Test {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Test {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Test {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Test {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// The ledger's home (`IMGGUARD_HOME`).
+    pub fn home(self, dir: impl AsRef<Path>) -> Test {
+        let dir = dir.as_ref().to_path_buf();
+        self.env("IMGGUARD_HOME", dir)
+    }
+
+    /// Bytes fed to standard input (else it is empty, never the test's own).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Test {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// The command as built, for a caller that needs a detail this builder does not have.
+    pub fn command(&mut self) -> &mut Command {
+        &mut self.cmd
+    }
+
+    /// The command as built, to spawn and signal by hand.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
+    /// Runs to the end.
+    pub fn run(mut self) -> Run {
+        self.cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child =
+            self.cmd.spawn().unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.cmd));
+        let input = self.stdin.take().unwrap_or_default();
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait for the child");
+        writer.join().expect("stdin writer");
+        Run::from(&out)
+    }
+}
 
 /// What a run of the binary gave.
 #[derive(Debug)]
@@ -18,7 +116,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: &Output) -> Run {
+    pub fn from(o: &Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -33,11 +131,38 @@ impl Run {
 
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Run {
+        self.status(code)
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn status(&self, code: i32) -> &Run {
         assert_eq!(
             self.code, code,
             "exit code\nstdout:\n{}\nstderr:\n{}",
             self.stdout, self.stderr
         );
+        self
+    }
+
+    /// Asserts the whole of stdout.
+    #[track_caller]
+    pub fn stdout(&self, want: &str) -> &Run {
+        assert_eq!(self.stdout, want, "stdout (stderr was:\n{})", self.stderr);
+        self
+    }
+
+    /// Asserts the whole of stderr.
+    #[track_caller]
+    pub fn stderr(&self, want: &str) -> &Run {
+        assert_eq!(self.stderr, want, "stderr (stdout was:\n{})", self.stdout);
+        self
+    }
+
+    /// Asserts that stderr contains `part`.
+    #[track_caller]
+    pub fn stderr_has(&self, part: &str) -> &Run {
+        assert!(self.stderr.contains(part), "stderr lacks {part:?}:\n{}", self.stderr);
         self
     }
 }
@@ -157,19 +282,17 @@ impl DockerTest {
     }
 
     /// The binary with this test's ledger home, run in the build context.
+    pub fn test(&self) -> Test {
+        Test::new().current_dir(self.ctx.path()).home(self.home.path())
+    }
+
+    /// The same as a plain `Command`, for tests that need to spawn and signal it.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args).current_dir(self.ctx.path()).env("IMGGUARD_HOME", self.home.path());
-        c.env_remove("DOCKER_CONTEXT");
-        // Run inside a GitHub workflow, the tests must not write to its outputs or summary.
-        for v in ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"] {
-            c.env_remove(v);
-        }
-        c
+        self.test().args(args).into_command()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(&self.cmd(args).output().expect("run imgguard"))
+        self.test().args(args).run()
     }
 
     /// `imgguard build -q <args> .`

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use super::{git, git_may_fail, imgguard, isolated, write, Out};
+use super::{git, git_may_fail, imgguard, isolated, write};
+use crate::support::Run;
 
 const BAD: &str = "#!/bin/sh\nset -e\ndocker save -o all.tar $(docker images -q)\n";
 const GOOD: &str = "#!/bin/sh\nset -e\ndocker save -o all.tar app:1\n";
@@ -39,7 +40,7 @@ fn local_head(repo: &Path) -> String {
     git(repo, &["rev-parse", "HEAD"]).stdout.trim().to_string()
 }
 
-fn push(repo: &Path, args: &[&str]) -> Out {
+fn push(repo: &Path, args: &[&str]) -> Run {
     let mut all = vec!["push"];
     all.extend_from_slice(args);
     git_may_fail(repo, &all)
@@ -171,9 +172,10 @@ fn hook_without_imgguard_on_path_says_how_to_install() {
     let repo = repo_with_remote(t.path());
     assert_eq!(imgguard(&repo, &["hook", "install"]).code, 0);
     commit(&repo, "c.sh", GOOD, "good");
-    let mut cmd = isolated("git", &repo, &t.path().join(".home"));
-    cmd.args(["push", "origin", "main"]).env("PATH", "/usr/bin:/bin");
-    let out = super::finish(cmd, None);
+    let out = isolated("git", &repo, &t.path().join(".home"))
+        .args(["push", "origin", "main"])
+        .env("PATH", "/usr/bin:/bin")
+        .run();
     assert_ne!(out.code, 0, "fails closed: {out:?}");
     assert!(out.stderr.contains("imgguard is not on PATH"), "{}", out.stderr);
     assert!(out.stderr.contains("cargo install"), "{}", out.stderr);
@@ -224,12 +226,12 @@ fn pre_commit_try_repo() {
     git(&user, &["add", "."]);
 
     let try_repo = |files: &[&str]| {
-        let mut cmd = isolated(program, &user, &t.path().join(".home"));
-        cmd.args(["try-repo", hooks.to_str().unwrap(), "imgguard", "--files"])
+        isolated(program, &user, &t.path().join(".home"))
+            .args(["try-repo", hooks.to_str().unwrap(), "imgguard", "--files"])
             .args(files)
             .env("PRE_COMMIT_HOME", t.path().join("pre-commit-cache"))
-            .env("PRE_COMMIT_COLOR", "never");
-        super::finish(cmd, None)
+            .env("PRE_COMMIT_COLOR", "never")
+            .run()
     };
     let out = try_repo(&["deploy.sh", "ok.sh"]);
     assert_eq!(out.code, 1, "{out:?}");
