@@ -1,11 +1,10 @@
-//! The byte plumbing `save` and `load` share: large writes, a running sha256, progress on a
-//! terminal and plain lines elsewhere, and reading an archive's `manifest.json` off a file.
+//! The byte plumbing `save` and `load` share: large writes, a running sha256, and reading an
+//! archive's `manifest.json` off a file.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::core::archive::{self, scan::Scanner, ArchiveImage};
@@ -85,39 +84,6 @@ impl<W: Write> Write for Hashing<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// A progress bar on a terminal (bytes against `total`); hidden otherwise, where the commands
-/// print plain lines instead.
-pub fn progress(total: u64, verb: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "imgguard: {msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.set_message(verb.to_string());
-    bar
-}
-
-/// `12.3 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    #[allow(clippy::cast_precision_loss)] // a size for people, one decimal
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
     }
 }
 
@@ -228,12 +194,5 @@ mod tests {
         assert_eq!(inner, b"abc");
         assert_eq!(size, 3);
         assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    }
-
-    #[test]
-    fn sizes_for_people() {
-        assert_eq!(human_size(10), "10 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
     }
 }

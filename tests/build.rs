@@ -4,7 +4,7 @@ use std::process::Command;
 
 use crate::support::{docker, docker_ok, image_id, DockerTest};
 
-/// The seed's first transcript: build, change a file, rebuild. The old ID is gone from the
+/// Build, change a file, rebuild (the first cause of `<none>` images). The old ID is gone from the
 /// daemon and the lineage shows both, removed and current, with the git commit of the context.
 #[test]
 fn rebuild_removes_the_image_it_left_dangling() {

@@ -7,7 +7,6 @@
 //! in one transaction → one line per tag on stderr (and GitHub's outputs inside a workflow).
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -210,22 +209,20 @@ fn docker_build(
 
 fn print_reports(changes: &[TagChange], new_id: &ImageId, decisions: &[Decision]) {
     let fate = |id: &ImageId| policy::fate_text(decisions, id);
-    let mut err = std::io::stderr().lock();
     for r in changes {
         let line = match &r.before {
             None => format!("{}  (new) → {}", r.tag, new_id.short()),
             Some(b) if b == new_id => format!("{}  {}  unchanged", r.tag, b.short()),
             Some(b) => format!("{}  {} → {}  {}", r.tag, b.short(), new_id.short(), fate(b)),
         };
-        let _ = writeln!(err, "imgguard: {line}");
+        ui::note(line);
         if let Some(a) = r.after.as_ref().filter(|a| *a != new_id) {
-            let _ = writeln!(
-                err,
-                "imgguard: {}  moved on to {} by another build meanwhile  {}",
+            ui::note(format!(
+                "{}  moved on to {} by another build meanwhile  {}",
                 r.tag,
                 a.short(),
                 fate(new_id)
-            );
+            ));
         }
     }
 }

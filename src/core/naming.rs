@@ -319,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_transcript_is_refused_with_the_ready_command() {
+    fn a_save_by_id_is_refused_with_the_ready_command() {
         let r = [by_id("e4159797272a", &["alpine1:v1.0"], &[])];
         let plan = plan_save(&r, false);
         assert_eq!(plan.refused, [0]);

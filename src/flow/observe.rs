@@ -12,7 +12,7 @@ use crate::core::image::{ContainerInfo, EngineIdentity, ImageId, ImageInfo, List
 use crate::core::policy::{Candidate, Snapshot};
 use crate::engine::{endpoint, Engine};
 use crate::error::Error;
-use crate::host::{env_var, now_ms, trace};
+use crate::host::{now_ms, trace};
 use crate::ledger::Ledger;
 
 /// Resolves the endpoint as the docker CLI would and connects to it.
@@ -95,9 +95,4 @@ impl Survey {
         all.retain(|e| dangling::has_labels(&e.image, labels));
         all
     }
-}
-
-/// The ledger's location, from the environment.
-pub fn ledger_env(name: &str) -> Option<String> {
-    env_var(name)
 }
