@@ -57,6 +57,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub keep_previous: bool,
 
+    /// Also write what happened as one JSON document to FILE (the same facts as the GitHub
+    /// Action's outputs); docker's own output is untouched.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Arguments for `docker build`, passed through as they are.
     #[arg(
         value_name = "DOCKER BUILD ARGS",
@@ -124,6 +129,10 @@ pub struct RmiArgs {
     /// Images to remove: `name:tag` or an image ID. There is no force option, by design.
     #[arg(required = true, value_name = "REF")]
     pub refs: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `imgguard save`.
@@ -140,6 +149,10 @@ pub struct SaveArgs {
     /// Images: `NAME:TAG`, or a bare `NAME` for every tag of that repository.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+
+    /// Output format (`json` needs `-o`: without it the archive is what goes to stdout).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `imgguard load`.
@@ -157,6 +170,10 @@ pub struct LoadArgs {
     /// (those that point at no other image now).
     #[arg(long)]
     pub restore_tags: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// Output formats shared by the reporting commands.
@@ -268,5 +285,11 @@ mod tests {
         let Command::Build(args) = cli.command else { panic!("not build") };
         assert!(args.keep_previous);
         assert_eq!(args.docker_args, ["-t", "app:v1", "--build-arg", "X=1", "."]);
+        let cli =
+            Cli::try_parse_from(["imgguard", "build", "--report", "r.json", "-t", "a:1", "."])
+                .unwrap();
+        let Command::Build(args) = cli.command else { panic!("not build") };
+        assert_eq!(args.report.as_deref(), Some(std::path::Path::new("r.json")));
+        assert_eq!(args.docker_args, ["-t", "a:1", "."]);
     }
 }
