@@ -1,14 +1,15 @@
-//! The repository guard behind `imgguard check` (issue 6): finds the commands that create
+//! The repository guard behind `imgguard check`: finds the commands that create
 //! `<none>:<none>` images in scripts, Makefiles, CI files, justfiles and Dockerfiles.
 //!
 //! Everything in this module and its parsers is pure: the caller hands over a path and the text
 //! and gets [`Finding`]s back. No file is opened here, no git, no clock, no Docker daemon; the
-//! walking, the git index and pre-push ranges live in [`repo`], the printing in [`report`] and
-//! the orchestration in `commands::check`.
+//! walking, the git index and pre-push ranges live in `crate::walk`, the printing in [`report`]
+//! and the orchestration in `commands::check`. The rules are registered in [`rules`].
 //!
 //! Every file kind is read as its own tool reads it and reduced to shell [`Snippet`]s whose bytes
 //! map back into the original file; [`shell::Analyzer`] finds the rule matches in them.
 
+mod checks;
 mod dockerfile;
 mod jenkins;
 mod just;
@@ -23,7 +24,7 @@ mod yaml;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use rules::{CheckSettings, RuleId, Rules, Severity};
+pub use rules::{Autofix, CheckSettings, RuleId, Rules, Severity, RULES};
 pub use snippet::{LineIndex, Snippet};
 
 /// One problem found in one file.
@@ -47,13 +48,30 @@ pub struct Finding {
     pub fix: String,
     /// The source line, for people.
     pub excerpt: String,
+    /// The edits that fix it automatically (empty when there is no safe one).
+    pub edits: Vec<Edit>,
+}
+
+/// A replacement of bytes of the original file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// The bytes replaced (offsets into the original file).
+    pub range: std::ops::Range<usize>,
+    /// What replaces them.
+    pub replacement: String,
+    /// What the bytes are expected to be (an edit whose bytes differ is dropped).
+    pub original: String,
 }
 
 /// What can make a scan fail (they exit 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     /// An inline `imgguard ignore=` names a rule that does not exist.
-    #[error("{}:{line}: unknown rule `{id}` in `imgguard ignore=` (known: IG001, IG002, IG003, IG004)", path.display())]
+    #[error(
+        "{}:{line}: unknown rule `{id}` in `imgguard ignore=` (known: {known})",
+        path.display(),
+        known = rules::known_ids()
+    )]
     UnknownIgnoredRule {
         /// The file.
         path: PathBuf,
@@ -196,6 +214,13 @@ pub fn scan_as(
         if !seen.insert((hit.rule, line, column)) {
             continue;
         }
+        // An edit stands only where the snippet's bytes are the file's own (not inside an
+        // unescaped or synthetic part).
+        let edits = if hit.edits.iter().all(|e| text.get(e.range.clone()) == Some(&e.original)) {
+            hit.edits
+        } else {
+            Vec::new()
+        };
         findings.push(Finding {
             rule: hit.rule,
             severity,
@@ -206,6 +231,7 @@ pub fn scan_as(
             message: hit.message,
             fix: hit.rule.info().fix.to_string(),
             excerpt: index.line(line).to_string(),
+            edits,
         });
     }
     findings.sort_by_key(|f| (f.line, f.column, f.rule));

@@ -3,22 +3,17 @@
 //! shell, `xargs`, awk `system()` and variables judged by where they were assigned. Pure: it is
 //! given a [`Snippet`] and returns hits at offsets of the original file.
 //!
-//! Parser choice (evaluated for issue 6): **tree-sitter with tree-sitter-bash**. It is the
-//! maintained grammar behind GitHub's code navigation and most editors, gives a byte range for
-//! every node (so a finding inside a YAML block scalar maps back exactly through the snippet's
-//! byte map), and recovers from syntax errors locally: CI fragments full of `${{ … }}`, Make or
-//! Jinja leftovers still yield a tree in which the intact commands are found. The Rust shell
-//! parsers were weaker fits: brush-parser (maintained) needs Rust 1.88 (above this crate's
-//! 1.85), keeps positions only on tokens and rejects a whole script on the first syntax error;
-//! conch-parser has been unmaintained since 2019; yash-syntax is POSIX-only and async. The cost
-//! is one C file compiled by `cc` (about a minute, once).
+//! The parser is tree-sitter-bash; why, and what else was weighed:
+//! `docs/decisions/0001-shell-parser.md`.
 
 use std::collections::HashMap;
 
 use tree_sitter::{Node, Parser};
 
-use super::rules::RuleId;
+use super::checks::{id_like, is_short_cluster_with, Call};
+use super::rules::{RuleId, RULES};
 use super::snippet::Snippet;
+use super::Edit;
 use crate::core::reference::Reference;
 
 /// One rule match, at byte offsets of the ORIGINAL file.
@@ -32,11 +27,13 @@ pub struct Hit {
     pub end: usize,
     /// What was found, in the file's own words.
     pub message: String,
+    /// The edits that fix it (empty when the rule has no fix for this spelling).
+    pub edits: Vec<Edit>,
 }
 
 /// What a word, variable or command output holds, judged by where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prov {
+pub(crate) enum Prov {
     /// Nothing known.
     Unknown,
     /// Image names (`name:tag`, `--format '{{.Repository}}:{{.Tag}}'`).
@@ -49,21 +46,21 @@ enum Prov {
 }
 
 impl Prov {
-    fn is_ids(self) -> bool {
+    pub(crate) fn is_ids(self) -> bool {
         matches!(self, Prov::Ids { .. })
     }
 
-    fn is_dangling(self) -> bool {
+    pub(crate) fn is_dangling(self) -> bool {
         matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true })
     }
 }
 
 /// A word of a command: its literal value when fully static, and what it holds.
 #[derive(Debug, Clone)]
-struct Word<'t> {
-    node: Node<'t>,
-    lit: Option<String>,
-    prov: Prov,
+pub(crate) struct Word<'t> {
+    pub(crate) node: Node<'t>,
+    pub(crate) lit: Option<String>,
+    pub(crate) prov: Prov,
 }
 
 /// The most nesting followed into `sh -c` bodies and heredocs.
@@ -429,17 +426,26 @@ impl Analyzer {
         let cmd = docker_command(stripped.rest);
         let at = cx.origin(engine.node.start_byte());
         let end = cx.origin(node.end_byte().saturating_sub(1)) + 1;
-        let stdin = if stripped.xargs { Some(input) } else { None };
-        let hit = match cmd.sub.as_slice() {
-            ["save"] | ["image", "save"] => check_save(cx, program, &cmd, stdin),
-            ["rmi"] | ["image", "rm" | "remove" | "rmi"] => check_rmi(program, &cmd, stdin),
-            ["build"] | ["image" | "builder", "build"] => check_build(cx, program, &cmd, false),
-            ["buildx", "build" | "b"] => check_build(cx, program, &cmd, true),
-            ["system" | "image", "prune"] => check_prune(program, &cmd),
-            _ => None,
+        let call = Call {
+            cx,
+            program,
+            engine,
+            sub: &cmd.sub,
+            sub_end: cmd.sub_end.unwrap_or(engine.node.end_byte()),
+            globals: cmd.globals,
+            args: cmd.args,
+            stdin: if stripped.xargs { Some(input) } else { None },
         };
-        if let Some((rule, start, message)) = hit {
-            self.hits.push(Hit { rule, start: start.unwrap_or(at), end, message });
+        for rule in RULES {
+            if let Some(verdict) = (rule.check)(&call) {
+                self.hits.push(Hit {
+                    rule: rule.id,
+                    start: verdict.at.unwrap_or(at),
+                    end,
+                    message: verdict.message,
+                    edits: verdict.edits,
+                });
+            }
         }
     }
 
@@ -472,17 +478,17 @@ impl Analyzer {
 }
 
 /// The snippet a node belongs to.
-struct Cx<'s> {
-    snip: &'s Snippet,
-    src: &'s str,
+pub(crate) struct Cx<'s> {
+    pub(crate) snip: &'s Snippet,
+    pub(crate) src: &'s str,
 }
 
 impl Cx<'_> {
-    fn text(&self, node: Node<'_>) -> &str {
+    pub(crate) fn text(&self, node: Node<'_>) -> &str {
         &self.src[node.byte_range()]
     }
 
-    fn origin(&self, at: usize) -> usize {
+    pub(crate) fn origin(&self, at: usize) -> usize {
         self.snip.origin(at)
     }
 }
@@ -592,6 +598,10 @@ fn is_c_flag(lit: Option<&str>) -> bool {
 /// A docker command line after the global options: the subcommand words and everything else.
 struct DockerCommand<'w, 't> {
     sub: Vec<&'w str>,
+    /// Snippet offset just past the last subcommand word.
+    sub_end: Option<usize>,
+    /// Whether global options come before the subcommand.
+    globals: bool,
     args: &'w [Word<'t>],
 }
 
@@ -628,19 +638,23 @@ fn docker_command<'w, 't>(rest: &'w [Word<'t>]) -> DockerCommand<'w, 't> {
         }
         i += if GLOBAL_WITH_VALUE.contains(&l) { 2 } else { 1 };
     }
+    let globals = i > 0;
     let mut sub = Vec::new();
+    let mut sub_end = None;
     // Management commands have two words (`image rm`), the others one (`rmi`).
-    while let Some(l) = rest.get(i).and_then(|w| w.lit.as_deref()) {
+    while let Some(w) = rest.get(i) {
+        let Some(l) = w.lit.as_deref() else { break };
         if l.starts_with('-') || sub.len() == 2 {
             break;
         }
         sub.push(l);
+        sub_end = Some(w.node.end_byte());
         i += 1;
         if !matches!(l, "image" | "system" | "builder" | "buildx") {
             break;
         }
     }
-    DockerCommand { sub, args: rest.get(i..).unwrap_or(&[]) }
+    DockerCommand { sub, sub_end, globals, args: rest.get(i..).unwrap_or(&[]) }
 }
 
 /// What a docker listing prints: IDs, names or the table.
@@ -700,193 +714,6 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
         }
         _ => Prov::Unknown,
     }
-}
-
-type Check = Option<(RuleId, Option<usize>, String)>;
-
-/// Splits a command's arguments into options and operands; `with_value` lists the options
-/// that take the next word as their value.
-fn operands<'w, 't>(args: &'w [Word<'t>], with_value: &[&str]) -> Vec<&'w Word<'t>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut options_done = false;
-    while let Some(w) = args.get(i) {
-        i += 1;
-        match w.lit.as_deref() {
-            Some("--") if !options_done => options_done = true,
-            Some(l) if !options_done && l.starts_with('-') && l.len() > 1 => {
-                if with_value.contains(&l) {
-                    i += 1;
-                }
-            }
-            _ => out.push(w),
-        }
-    }
-    out
-}
-
-fn check_save(
-    cx: &Cx<'_>,
-    program: &str,
-    cmd: &DockerCommand<'_, '_>,
-    stdin: Option<Prov>,
-) -> Check {
-    let why = "the archive keeps no name:tag, so it loads back as <none>:<none>";
-    for w in operands(cmd.args, &["-o", "--output", "--platform"]) {
-        if let Some(lit) = &w.lit {
-            if let Some(kind) = id_like(lit) {
-                let at = Some(cx.origin(w.node.start_byte()));
-                return Some((
-                    RuleId::Ig001,
-                    at,
-                    format!("`{program} save` by {kind} `{lit}`: {why}"),
-                ));
-            }
-        } else if w.prov.is_ids() {
-            let at = Some(cx.origin(w.node.start_byte()));
-            let expr = shorten(cx.text(w.node));
-            return Some((
-                RuleId::Ig001,
-                at,
-                format!("`{program} save` of image IDs from `{expr}`: {why}"),
-            ));
-        }
-    }
-    if stdin.is_some_and(Prov::is_ids) {
-        return Some((
-            RuleId::Ig001,
-            None,
-            format!("`{program} save` of image IDs piped in through xargs: {why}"),
-        ));
-    }
-    None
-}
-
-fn check_rmi(program: &str, cmd: &DockerCommand<'_, '_>, stdin: Option<Prov>) -> Check {
-    let forced = cmd
-        .args
-        .iter()
-        .filter_map(|w| w.lit.as_deref())
-        .any(|l| l == "--force" || l == "--force=true" || is_short_cluster_with(l, 'f'));
-    if !forced {
-        return None;
-    }
-    let ops = operands(cmd.args, &["--platform"]);
-    let dangling_only = if ops.is_empty() {
-        stdin.is_some_and(Prov::is_dangling)
-    } else {
-        ops.iter().all(|w| w.prov.is_dangling())
-    };
-    if dangling_only {
-        return None;
-    }
-    let verb = cmd.sub.join(" ");
-    Some((
-        RuleId::Ig002,
-        None,
-        format!(
-            "forced image removal `{program} {verb} -f`: it untags images that containers still \
-             use, leaving them as <none>:<none>"
-        ),
-    ))
-}
-
-fn check_build(cx: &Cx<'_>, program: &str, cmd: &DockerCommand<'_, '_>, buildx: bool) -> Check {
-    // A dynamic word is shown as written, unless it stands for a template expression.
-    let lits: Vec<&str> = cmd
-        .args
-        .iter()
-        .map(|w| match &w.lit {
-            Some(l) => l.as_str(),
-            None if cx.text(w.node).contains("${__") => "…",
-            None => cx.text(w.node),
-        })
-        .collect();
-    let mut tag = None;
-    let mut loads = !buildx;
-    for (i, l) in lits.iter().enumerate() {
-        let value_after = || lits.get(i + 1).copied().unwrap_or("");
-        if *l == "-t" || *l == "--tag" {
-            tag.get_or_insert_with(|| value_after().to_string());
-        } else if let Some(v) = l.strip_prefix("--tag=").or_else(|| l.strip_prefix("-t=")) {
-            tag.get_or_insert_with(|| v.to_string());
-        } else if let Some(v) = l.strip_prefix("-t").filter(|v| !v.is_empty()) {
-            tag.get_or_insert_with(|| v.to_string());
-        } else if *l == "--load" {
-            loads = true;
-        } else if *l == "-o" || *l == "--output" {
-            loads |= value_after().contains("type=docker");
-        } else if let Some(v) = l.strip_prefix("--output=") {
-            loads |= v.contains("type=docker");
-        }
-    }
-    let tag = tag?;
-    if !loads {
-        return None;
-    }
-    let verb = cmd.sub.join(" ");
-    Some((
-        RuleId::Ig003,
-        None,
-        format!(
-            "`{program} {verb} -t {tag}` moves the tag; the image it pointed to is left as \
-             <none>:<none>"
-        ),
-    ))
-}
-
-fn check_prune(program: &str, cmd: &DockerCommand<'_, '_>) -> Check {
-    let ops = cmd.args.iter().filter_map(|w| w.lit.as_deref());
-    let mut all = false;
-    let mut skip = false;
-    for l in ops {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if l == "--filter" {
-            skip = true;
-        } else if l == "--all" || l == "--all=true" || is_short_cluster_with(l, 'a') {
-            all = true;
-        }
-    }
-    if !all {
-        return None;
-    }
-    let verb = cmd.sub.join(" ");
-    Some((
-        RuleId::Ig004,
-        None,
-        format!(
-            "blanket prune `{program} {verb} -a`: removes every image without a container, tagged \
-             or not"
-        ),
-    ))
-}
-
-/// `-f`, `-af`, `-qf`: a short-option cluster containing `flag`.
-fn is_short_cluster_with(l: &str, flag: char) -> bool {
-    l.len() > 1
-        && l.starts_with('-')
-        && !l.starts_with("--")
-        && l[1..].chars().all(|c| c.is_ascii_alphabetic())
-        && l[1..].contains(flag)
-}
-
-/// Whether a literal operand names an image by ID or digest only; says which.
-fn id_like(lit: &str) -> Option<&'static str> {
-    match Reference::parse(lit) {
-        Ok(Reference::Id(_)) => return Some("image ID"),
-        Ok(Reference::Named { tag: None, digest: Some(_), .. }) => {
-            return Some("digest-only reference")
-        }
-        _ => {}
-    }
-    // docker resolves a unique ID prefix (12 hex characters as `docker images` prints them).
-    let hex = lit.strip_prefix("sha256:").unwrap_or(lit);
-    let is_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex.len() >= 12 && hex.len() <= 64 && is_hex && hex.bytes().any(|b| b.is_ascii_digit()))
-        .then_some("image ID")
 }
 
 /// What a static operand holds.
@@ -1017,16 +844,6 @@ fn awk_call_body(program: &Snippet, text: &str, open: usize) -> Snippet {
     out
 }
 
-fn shorten(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 60 {
-        let cut: String = one_line.chars().take(57).collect();
-        format!("{cut}…")
-    } else {
-        one_line
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1050,22 +867,9 @@ mod tests {
     }
 
     #[test]
-    fn short_clusters() {
-        assert!(is_short_cluster_with("-af", 'a'));
-        assert!(!is_short_cluster_with("--all", 'a'));
+    fn c_flags() {
         assert!(is_c_flag(Some("-ec")));
         assert!(!is_c_flag(Some("--command")));
-    }
-
-    #[test]
-    fn id_like_literals() {
-        assert_eq!(id_like("0123456789ab"), Some("image ID"));
-        assert_eq!(id_like("app:1"), None);
-        assert_eq!(id_like("deadbeefcafe"), None, "no digit: more likely a name");
-        assert_eq!(
-            id_like("app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
-            Some("digest-only reference")
-        );
     }
 
     #[test]
