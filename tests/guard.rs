@@ -5,6 +5,7 @@
 
 mod binary;
 mod hooks;
+mod hostile;
 
 use std::path::{Path, PathBuf};
 

@@ -161,6 +161,22 @@ pub fn is_shell_shebang(text: &str) -> bool {
     matches!(program.rsplit('/').next(), Some("sh" | "bash" | "dash" | "ash" | "ksh"))
 }
 
+/// The text of a file's bytes. Bytes that are not UTF-8 (a Latin-1 comment) each become one
+/// `?`, so byte offsets and columns of the rest stay those of the file and edits apply to the
+/// original bytes; the second value says whether anything was replaced. Such a file is scanned,
+/// never skipped: one odd byte must not turn the guard off for it.
+pub fn decode(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (std::borrow::Cow::Borrowed(text), false);
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    (std::borrow::Cow::Owned(out), true)
+}
+
 /// Scans one file. `path` is how the file is reported (relative to the scanned root) and
 /// decides its kind together with its shebang; files of other kinds yield nothing.
 pub fn scan(path: &Path, text: &str, rules: &Rules) -> Result<Vec<Finding>, GuardError> {
@@ -339,6 +355,14 @@ mod tests {
         assert_eq!(k("Dockerfile.dev"), Some(FileKind::Dockerfile));
         assert_eq!(k("justfile"), Some(FileKind::Justfile));
         assert_eq!(k("README.md"), None);
+    }
+
+    #[test]
+    fn decoding_keeps_byte_offsets() {
+        let (text, lossy) = decode(b"# caf\xe9\ndocker rmi -f x\n");
+        assert!(lossy);
+        assert_eq!(text, "# caf?\ndocker rmi -f x\n");
+        assert_eq!(decode(b"ok \xc3\xa9").0, "ok \u{e9}");
     }
 
     #[test]
