@@ -6,6 +6,8 @@
 mod binary;
 mod hooks;
 mod hostile;
+mod recovery;
+mod table;
 
 use std::path::{Path, PathBuf};
 

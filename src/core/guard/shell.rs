@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use tree_sitter::{Node, Parser};
+use std::ops::Range;
+
+use tree_sitter::{Node, Parser, Tree};
 
 use super::checks::{id_like, is_short_cluster_with, Call};
 use super::rules::{RuleId, RULES};
@@ -66,6 +68,113 @@ pub(crate) struct Word<'t> {
 /// The most nesting followed into `sh -c` bodies and heredocs.
 const MAX_DEPTH: usize = 8;
 
+/// One way of blanking lines, weighed.
+struct Attempt {
+    key: (usize, usize),
+    picked: Vec<usize>,
+    snippet: Snippet,
+    tree: Tree,
+}
+
+/// The most parses spent repairing one snippet's tree.
+const MAX_REPAIR_PARSES: usize = 64;
+
+/// The most suspect lines tried in one repair step (singles, then pairs).
+const MAX_SUSPECTS: usize = 8;
+
+/// The most lines of damaged regions parsed on their own in one repair step.
+const MAX_LINES_WEIGHED: usize = 400;
+
+/// Node kinds that are whole statements: inside an ERROR node they are intact, and the line
+/// to blame is elsewhere.
+const STATEMENTS: &[&str] = &[
+    "command",
+    "pipeline",
+    "list",
+    "if_statement",
+    "for_statement",
+    "c_style_for_statement",
+    "while_statement",
+    "case_statement",
+    "function_definition",
+    "compound_statement",
+    "subshell",
+    "redirected_statement",
+    "variable_assignment",
+    "variable_assignments",
+    "declaration_command",
+    "unset_command",
+    "negated_command",
+    "test_command",
+    "comment",
+];
+
+/// How much of a tree is damaged: the bytes under ERROR nodes, plus one for each MISSING
+/// token (a missing `)` or `fi` swallows nothing by itself).
+fn damage(node: Node<'_>) -> usize {
+    if node.is_error() {
+        return node.byte_range().len().max(1);
+    }
+    if node.is_missing() {
+        return 1;
+    }
+    if !node.has_error() {
+        return 0;
+    }
+    let mut cursor = node.walk();
+    let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+    children.into_iter().map(damage).sum()
+}
+
+/// Snippet offsets of the lines to suspect, most likely first (inside each ERROR node, its
+/// tokens that are not whole statements, then its start; for a MISSING token, the start of
+/// the statement it belongs to, then its own place), and the damaged regions (ERROR nodes,
+/// statements with a MISSING token).
+fn suspects(root: Node<'_>) -> (Vec<usize>, Vec<Range<usize>>) {
+    let mut out = Vec::new();
+    let mut regions = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        if node.is_missing() {
+            let mut owner = node.parent().unwrap_or(node);
+            while let Some(parent) = owner.parent() {
+                if STATEMENTS.contains(&owner.kind()) || parent.parent().is_none() {
+                    break;
+                }
+                owner = parent;
+            }
+            out.push(owner.start_byte());
+            out.push(node.start_byte());
+            regions.push(owner.byte_range());
+            continue;
+        }
+        if !node.has_error() && !node.is_error() {
+            continue;
+        }
+        let mut cursor = node.walk();
+        let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+        if node.is_error() {
+            out.extend(
+                children.iter().filter(|c| !STATEMENTS.contains(&c.kind())).map(Node::start_byte),
+            );
+            out.push(node.start_byte());
+            regions.push(node.byte_range());
+        }
+        stack.extend(children.into_iter().rev());
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|at| seen.insert(*at));
+    (out, regions)
+}
+
+/// The byte range of the line holding `at`, without its line break.
+fn line_around(text: &str, at: usize) -> Range<usize> {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    start..end
+}
+
 /// Scans shell snippets, keeping variables assigned in earlier snippets of the same scope.
 pub struct Analyzer {
     parser: Parser,
@@ -100,13 +209,113 @@ impl Analyzer {
     }
 
     /// Analyzes one snippet; variables it assigns stay known for the next one.
+    ///
+    /// A line the grammar rejects can make tree-sitter wrap many intact commands around it in
+    /// one ERROR node. So when the tree has errors, the line that causes them is found (the
+    /// first token of an ERROR node that is not a whole statement, or the statement that lacks
+    /// a MISSING token), blanked out with spaces (byte offsets stay), and the snippet parsed
+    /// again, up to [`MAX_REPAIRS`] times; the repaired tree is walked, and every blanked line
+    /// is then analyzed on its own, so a command on it is still judged.
     pub fn analyze(&mut self, snippet: &Snippet) {
         if snippet.is_empty() || self.depth > MAX_DEPTH {
             return;
         }
         let Some(tree) = self.parser.parse(snippet.text(), None) else { return };
-        let cx = Cx { snip: snippet, src: snippet.text() };
+        let (repaired, tree, mut blanked) = if tree.root_node().has_error() {
+            self.repair(snippet, tree)
+        } else {
+            (snippet.clone(), tree, Vec::new())
+        };
+        let cx = Cx { snip: &repaired, src: repaired.text() };
         self.walk(&cx, tree.root_node(), Prov::Unknown);
+        blanked.sort_by_key(|r| r.start);
+        for line in blanked {
+            // On its own, without a second repair: what tree-sitter recovers of it is judged.
+            let alone = snippet.slice(line);
+            if let Some(tree) = self.parser.parse(alone.text(), None) {
+                let cx = Cx { snip: &alone, src: alone.text() };
+                self.walk(&cx, tree.root_node(), Prov::Unknown);
+            }
+        }
+    }
+
+    /// Blanks out the lines that make `tree` an error, a step at a time: of the lines the
+    /// errors point at, the one (or else the two) whose blanking leaves the least damage. Two
+    /// lines are tried when no single one repairs the tree: blaming a loop's own header for a
+    /// stray `while` in its body would lose what the loop assigns. Returns the repaired
+    /// snippet, its tree and the lines blanked.
+    fn repair(&mut self, snippet: &Snippet, mut tree: Tree) -> (Snippet, Tree, Vec<Range<usize>>) {
+        let mut repaired = snippet.clone();
+        let mut blanked: Vec<Range<usize>> = Vec::new();
+        let mut parses = 0;
+        while tree.root_node().has_error() && parses < MAX_REPAIR_PARSES {
+            let before = damage(tree.root_node());
+            let (sound, lines) = self.suspect_lines(&repaired, &tree, &blanked);
+            let mut tries: Vec<Vec<usize>> = (0..lines.len()).map(|i| vec![i]).collect();
+            for i in 0..lines.len() {
+                tries.extend((i + 1..lines.len()).map(|j| vec![i, j]));
+            }
+            let mut best: Option<Attempt> = None;
+            for (n, picked) in tries.into_iter().enumerate() {
+                let repaired_by_one = best.as_ref().is_some_and(|b| b.key.0 == 0);
+                if parses >= MAX_REPAIR_PARSES || (n == lines.len() && repaired_by_one) {
+                    break;
+                }
+                let mut candidate = repaired.clone();
+                for &i in &picked {
+                    candidate = candidate.blanked(lines[i].clone());
+                }
+                parses += 1;
+                let Some(next) = self.parser.parse(candidate.text(), None) else { break };
+                // Less damage first; then fewer blanked lines that parse on their own.
+                let key = (damage(next.root_node()), picked.iter().filter(|&&i| sound[i]).count());
+                if best.as_ref().is_none_or(|b| key < b.key) {
+                    best = Some(Attempt { key, picked, snippet: candidate, tree: next });
+                }
+                if key == (0, 0) {
+                    break;
+                }
+            }
+            let Some(best) = best.filter(|b| b.key.0 < before) else { break };
+            blanked.extend(best.picked.iter().map(|&i| lines[i].clone()));
+            repaired = best.snippet;
+            tree = best.tree;
+        }
+        (repaired, tree, blanked)
+    }
+
+    /// The lines to try blanking, with whether each parses on its own: the lines the error
+    /// tokens point at, then every line of the damaged regions; those the grammar rejects on
+    /// their own come first.
+    fn suspect_lines(
+        &mut self,
+        repaired: &Snippet,
+        tree: &Tree,
+        blanked: &[Range<usize>],
+    ) -> (Vec<bool>, Vec<Range<usize>>) {
+        let (mut starts, regions) = suspects(tree.root_node());
+        let text = repaired.text();
+        for region in regions {
+            let mut at = region.start;
+            while at < region.end && starts.len() < MAX_LINES_WEIGHED {
+                starts.push(at);
+                at = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+            }
+        }
+        let mut seen: Vec<Range<usize>> = Vec::new();
+        let mut weighed: Vec<(bool, Range<usize>)> = Vec::new();
+        for at in starts {
+            let line = line_around(text, at);
+            if line.is_empty() || blanked.contains(&line) || seen.contains(&line) {
+                continue;
+            }
+            seen.push(line.clone());
+            let alone = self.parser.parse(&text[line.clone()], None);
+            weighed.push((alone.is_some_and(|t| !t.root_node().has_error()), line));
+        }
+        weighed.sort_by_key(|(sound, _)| *sound);
+        weighed.truncate(MAX_SUSPECTS);
+        weighed.into_iter().unzip()
     }
 
     /// The hits found so far.
@@ -876,5 +1085,12 @@ mod tests {
     fn merge_prefers_ids() {
         assert_eq!(merge(Prov::Name, Prov::Ids { dangling: false }), Prov::Ids { dangling: false });
         assert_eq!(merge(Prov::Unknown, Prov::Name), Prov::Name);
+    }
+
+    #[test]
+    fn a_rejected_line_hides_no_neighbour() {
+        let text = "docker rmi -f a\ncase $x in\ndocker rmi -f b\nfor i in 1; do\n  docker rmi -f c\ndone\n";
+        let starts: Vec<usize> = rules_in(text).into_iter().map(|(_, at)| at).collect();
+        assert_eq!(starts, [0, 27, 60]);
     }
 }
