@@ -62,6 +62,8 @@ macro_rules! passes {
     };
 }
 
+mod shapes;
+
 mod ig001_shell {
     use super::*;
 

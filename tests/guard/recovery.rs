@@ -7,7 +7,8 @@ use std::path::Path;
 
 use imgguard::core::guard::{scan, Rules};
 
-/// Lines the grammar rejects (each makes the tree carry an ERROR or MISSING node).
+/// Lines the grammar rejects (each makes the tree carry an ERROR or MISSING node). Not
+/// `name() {`: with a later `}` that is a valid function around what follows.
 const REJECTED: &[&str] = &[
     "fi",
     "done",
@@ -29,7 +30,6 @@ const REJECTED: &[&str] = &[
     "((",
     "select",
     "echo $(",
-    "foo() {",
     "elif",
     "while",
     ";;",
@@ -37,6 +37,23 @@ const REJECTED: &[&str] = &[
     "|",
     "x=$((1+)",
 ];
+
+/// The lines of [`REJECTED`] that close a block.
+const CLOSERS: &[&str] = &["fi", "done", ")", "esac", "}", ";;"];
+
+/// Whether the blocks opened before 0-based line `at` are all closed (a rough count of
+/// openers and closers, enough for the table's scripts).
+fn top_level(text: &str, at: usize) -> bool {
+    let mut depth = 0i32;
+    for line in text.lines().take(at) {
+        let t = line.trim();
+        let opens =
+            t.ends_with('{') || t.ends_with("then") || t.ends_with("do") || t.starts_with("case ");
+        let closes = t.starts_with('}') || t == "fi" || t.starts_with("done") || t == "esac";
+        depth += i32::from(opens) - i32::from(closes);
+    }
+    depth <= 0
+}
 
 /// Iterations per script.
 const ROUNDS: u64 = 30;
@@ -128,7 +145,15 @@ fn findings_survive_rejected_lines() {
             // Twice the same opening quote would close itself: a second line is only inserted
             // for lines that cannot pair up.
             let count = if bad.contains(['\'', '"', '`']) { 1 } else { 1 + rng.below(2) };
-            let mut at: Vec<usize> = (0..count).map(|_| points[rng.below(points.len())]).collect();
+            // A closer inside a block could close that block instead: which of two `}` is the
+            // stray one is then a matter of taste. Closers go only between top-level statements.
+            let closer = CLOSERS.contains(&bad);
+            let usable: Vec<usize> =
+                points.iter().copied().filter(|&p| !closer || top_level(text, p)).collect();
+            if usable.is_empty() {
+                continue;
+            }
+            let mut at: Vec<usize> = (0..count).map(|_| usable[rng.below(usable.len())]).collect();
             at.sort_unstable();
             let fuzzed = insert(text, &at, bad);
             let got = found(path, &fuzzed);

@@ -6,10 +6,10 @@ use std::path::Path;
 
 /// `(test name, path, text)` of every table case whose path is a shell script.
 pub(super) fn shell_cases() -> Vec<(String, String, String)> {
-    let source = include_str!("../guard.rs");
+    let sources = [include_str!("../guard.rs"), include_str!("shapes.rs")];
     let mut out = Vec::new();
-    for mac in ["flags!(", "passes!("] {
-        let mut rest = source;
+    for (source, mac) in sources.iter().flat_map(|s| [(s, "flags!("), (s, "passes!(")]) {
+        let mut rest = *source;
         while let Some(at) = rest.find(mac) {
             rest = &rest[at + mac.len()..];
             if let Some((name, path, text)) = case(rest) {

@@ -159,6 +159,15 @@ fn suspects(root: Node<'_>) -> (Vec<usize>, Vec<Range<usize>>) {
             );
             out.push(node.start_byte());
             regions.push(node.byte_range());
+            // The statement the error sits in may have opened it (`x=(` swallowing the next
+            // line): its first line is a suspect too.
+            let mut top = node;
+            while let Some(parent) = top.parent().filter(|p| p.parent().is_some()) {
+                top = parent;
+            }
+            if top.id() != node.id() {
+                out.push(top.start_byte());
+            }
         }
         stack.extend(children.into_iter().rev());
     }
@@ -179,6 +188,8 @@ fn line_around(text: &str, at: usize) -> Range<usize> {
 pub struct Analyzer {
     parser: Parser,
     vars: HashMap<String, Prov>,
+    /// Shell functions defined so far: whether each runs its arguments (`"$@"`), like `retry`.
+    functions: HashMap<String, bool>,
     hits: Vec<Hit>,
     depth: usize,
 }
@@ -198,7 +209,13 @@ impl Analyzer {
         parser
             .set_language(&tree_sitter_bash::LANGUAGE.into())
             .expect("tree-sitter-bash matches the tree-sitter ABI");
-        Analyzer { parser, vars: HashMap::new(), hits: Vec::new(), depth: 0 }
+        Analyzer {
+            parser,
+            vars: HashMap::new(),
+            functions: HashMap::new(),
+            hits: Vec::new(),
+            depth: 0,
+        }
     }
 
     /// Forgets the shell variables (a new shell: another CI step, another `RUN`). Variables of
@@ -221,12 +238,16 @@ impl Analyzer {
             return;
         }
         let Some(tree) = self.parser.parse(snippet.text(), None) else { return };
+        // Functions are also taken from the damaged tree: a repair may blank a definition's
+        // first line, and its callers still run through it.
+        self.define_functions(&Cx { snip: snippet, src: snippet.text() }, tree.root_node());
         let (repaired, tree, mut blanked) = if tree.root_node().has_error() {
             self.repair(snippet, tree)
         } else {
             (snippet.clone(), tree, Vec::new())
         };
         let cx = Cx { snip: &repaired, src: repaired.text() };
+        self.define_functions(&cx, tree.root_node());
         self.walk(&cx, tree.root_node(), Prov::Unknown);
         blanked.sort_by_key(|r| r.start);
         for line in blanked {
@@ -316,6 +337,62 @@ impl Analyzer {
         weighed.sort_by_key(|(sound, _)| *sound);
         weighed.truncate(MAX_SUSPECTS);
         weighed.into_iter().unzip()
+    }
+
+    /// Notes every function the snippet defines, and whether it runs its arguments: a body
+    /// with a command `"$@"` (or `exec "$@"`, `eval "$@"`, `sudo "$@"`, …), as retry and
+    /// logging wrappers have. Done before the walk, so a call above the definition counts too.
+    fn define_functions(&mut self, cx: &Cx<'_>, root: Node<'_>) {
+        let mut stack = vec![root];
+        while let Some(node) = stack.pop() {
+            let mut cursor = node.walk();
+            if node.kind() == "function_definition" {
+                if let (Some(name), Some(body)) =
+                    (node.child_by_field_name("name"), node.child_by_field_name("body"))
+                {
+                    let runs_args = self.runs_arguments(cx, body);
+                    self.functions.insert(cx.text(name).to_string(), runs_args);
+                }
+            }
+            stack.extend(node.named_children(&mut cursor));
+        }
+    }
+
+    fn runs_arguments(&self, cx: &Cx<'_>, body: Node<'_>) -> bool {
+        let is_all_args = |w: &Word<'_>| {
+            matches!(cx.text(w.node).trim_matches('"'), "$@" | "${@}" | "$*" | "${*}")
+        };
+        let mut stack = vec![body];
+        while let Some(node) = stack.pop() {
+            if node.kind() == "command" {
+                let words = self.words(cx, node);
+                let first_dynamic = words.iter().position(|w| {
+                    !w.lit.as_deref().is_some_and(|l| {
+                        l.starts_with('-')
+                            || matches!(
+                                l,
+                                "exec"
+                                    | "eval"
+                                    | "command"
+                                    | "sudo"
+                                    | "doas"
+                                    | "nice"
+                                    | "nohup"
+                                    | "time"
+                                    | "timeout"
+                                    | "env"
+                                    | "builtin"
+                            )
+                    })
+                });
+                if first_dynamic.is_some_and(|i| is_all_args(&words[i])) {
+                    return true;
+                }
+            }
+            let mut cursor = node.walk();
+            stack.extend(node.named_children(&mut cursor));
+        }
+        false
     }
 
     /// The hits found so far.
@@ -433,7 +510,10 @@ impl Analyzer {
             return;
         }
         let words = self.words(cx, body);
-        let Some(Stripped { program, rest, .. }) = strip_wrappers(&words) else { return };
+        let Some(Stripped { program, rest, .. }) = strip_wrappers(cx, &words, &self.functions)
+        else {
+            return;
+        };
         let remote_shell = program == "ssh" && ssh_command(rest).is_none();
         if !(is_shell(&program) || remote_shell) || rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
         {
@@ -560,7 +640,9 @@ impl Analyzer {
 
     fn command_output(&self, cx: &Cx<'_>, node: Node<'_>, input: Prov) -> Prov {
         let words = self.words(cx, node);
-        let Some(stripped) = strip_wrappers(&words) else { return Prov::Unknown };
+        let Some(stripped) = strip_wrappers(cx, &words, &self.functions) else {
+            return Prov::Unknown;
+        };
         let rest = stripped.rest;
         if is_engine(&stripped.program) {
             return listing_output(&docker_command(rest));
@@ -602,7 +684,7 @@ impl Analyzer {
     /// Checks one simple command against the rules.
     fn check_command(&mut self, cx: &Cx<'_>, node: Node<'_>, input: Prov) {
         let words = self.words(cx, node);
-        let Some(stripped) = strip_wrappers(&words) else { return };
+        let Some(stripped) = strip_wrappers(cx, &words, &self.functions) else { return };
         let program = stripped.program.as_str();
         if is_shell(program) {
             self.shell_c(cx, stripped.rest);
@@ -710,12 +792,32 @@ struct Stripped<'w, 't> {
     xargs: bool,
 }
 
-fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
+/// Commands that run their arguments after a count or options: `retry 3 docker build …`.
+const RETRY_WRAPPERS: &[&str] = &["retry", "travis_retry", "with_retry", "with-retry", "retry-cmd"];
+
+fn strip_wrappers<'w, 't>(
+    cx: &Cx<'_>,
+    words: &'w [Word<'t>],
+    functions: &HashMap<String, bool>,
+) -> Option<Stripped<'w, 't>> {
     let mut i = 0;
     let mut xargs = false;
     loop {
-        let lit = words.get(i)?.lit.as_deref()?;
+        let word = words.get(i)?;
+        let Some(lit) = word.lit.as_deref().or_else(|| engine_after_expansion(cx, word)) else {
+            // `$SUDO docker …`, `$cmd docker build …`: an expansion in command position
+            // followed by a literal program runs that program (or a wrapper of it).
+            if matches!(word.node.kind(), "simple_expansion" | "expansion")
+                && words.get(i + 1).is_some_and(|w| w.lit.is_some())
+            {
+                i += 1;
+                continue;
+            }
+            return None;
+        };
         let program = lit.rsplit('/').next().unwrap_or(lit);
+        let runs_args = RETRY_WRAPPERS.contains(&program)
+            || (functions.get(program) == Some(&true) && program != "docker");
         let with_value: &[&str] = match program {
             "sudo" | "doas" => &["-u", "-g", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "-h"],
             "env" => &["-u", "-C", "-S", "--unset", "--chdir"],
@@ -735,6 +837,7 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
                 &[]
             }
             "nohup" | "time" | "builtin" | "stdbuf" | "ionice" | "chronic" => &[],
+            _ if runs_args => &[],
             _ => {
                 return Some(Stripped {
                     program: program.to_string(),
@@ -746,9 +849,18 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
         };
         xargs |= program == "xargs";
         i += 1;
-        // Options of the wrapper, `VAR=value` for env, and timeout's duration.
+        // Options of the wrapper, `VAR=value` for env, timeout's duration (any word), a retry
+        // wrapper's counts and delays.
         let mut took_duration = false;
         while let Some(w) = words.get(i) {
+            if program == "timeout"
+                && !took_duration
+                && w.lit.as_deref().is_none_or(|l| !l.starts_with('-'))
+            {
+                took_duration = true;
+                i += 1;
+                continue;
+            }
             let Some(l) = w.lit.as_deref() else { break };
             if l == "--" {
                 i += 1;
@@ -756,16 +868,32 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
             }
             if l.starts_with('-') && l.len() > 1 {
                 i += if with_value.contains(&l) { 2 } else { 1 };
-            } else if program == "env" && l.contains('=') {
-                i += 1;
-            } else if program == "timeout" && !took_duration {
-                took_duration = true;
+            } else if (program == "env" && l.contains('='))
+                || (runs_args && l.trim_end_matches(['s', 'm']).bytes().all(|b| b.is_ascii_digit()))
+            {
                 i += 1;
             } else {
                 break;
             }
         }
     }
+}
+
+/// `$(E)docker` in Make, `${prefix}docker`: expansions then a literal engine name.
+fn engine_after_expansion<'w>(cx: &Cx<'_>, word: &'w Word<'_>) -> Option<&'w str> {
+    if word.node.kind() != "concatenation" {
+        return None;
+    }
+    let last = word.node.named_child(word.node.named_child_count().checked_sub(1)?)?;
+    let tail = cx.text(last);
+    let engine = ["docker", "podman"].into_iter().find(|e| *e == tail)?;
+    let mut cursor = word.node.walk();
+    let all_expansions = word
+        .node
+        .named_children(&mut cursor)
+        .filter(|c| c.id() != last.id())
+        .all(|c| matches!(c.kind(), "simple_expansion" | "expansion" | "command_substitution"));
+    all_expansions.then_some(engine)
 }
 
 /// The remote command words of `ssh [options] host command…`, if any.
