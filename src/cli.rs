@@ -213,6 +213,12 @@ pub struct CheckArgs {
     /// with what that remote already has.
     #[arg(long, requires = "pre_push", value_name = "NAME")]
     pub remote: Option<String>,
+
+    /// Also list the files not read (FIFOs, devices, symbolic links, files over 16 MiB, binary
+    /// blobs) and those read with bytes that are not UTF-8 replaced. A file named on the
+    /// command line that is not read is always reported.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// Output formats of `imgguard check`.

@@ -51,6 +51,7 @@ pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Erro
             if display_root.as_os_str().is_empty() { cwd.clone() } else { absolute(&display_root) };
         (repo::scan_paths(&targets, &display_root, &exclude, &rules).map_err(to_error)?, root)
     };
+    tell_unread(&scanned, args.verbose);
     print(args.format, &scanned, &root, &cwd)?;
     let threshold = match args.fail_on {
         FailOn::Error => Severity::Error,
@@ -61,6 +62,28 @@ pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Erro
         Ok(Outcome::Refused)
     } else {
         Ok(Outcome::Ok)
+    }
+}
+
+/// Says on stderr what was not read (always for a file named on the command line, else with
+/// `--verbose`) and, with `--verbose`, what was read with bytes replaced.
+fn tell_unread(scanned: &Scanned, verbose: bool) {
+    let mut err = std::io::stderr().lock();
+    for s in &scanned.skipped {
+        if s.explicit {
+            let _ = writeln!(err, "imgguard: warning: skipped {}: {}", s.path.display(), s.reason);
+        } else if verbose {
+            let _ = writeln!(err, "imgguard: skipped {}: {}", s.path.display(), s.reason);
+        }
+    }
+    if verbose {
+        for path in &scanned.lossy {
+            let _ = writeln!(
+                err,
+                "imgguard: {}: not valid UTF-8; scanned with each odd byte read as `?`",
+                path.display()
+            );
+        }
     }
 }
 

@@ -1,14 +1,15 @@
-//! The repository guard behind `imgguard check` (issue 6): finds the commands that create
+//! The repository guard behind `imgguard check`: finds the commands that create
 //! `<none>:<none>` images in scripts, Makefiles, CI files, justfiles and Dockerfiles.
 //!
 //! Everything in this module and its parsers is pure: the caller hands over a path and the text
 //! and gets [`Finding`]s back. No file is opened here, no git, no clock, no Docker daemon; the
-//! walking, the git index and pre-push ranges live in [`repo`], the printing in [`report`] and
-//! the orchestration in `commands::check`.
+//! walking, the git index and pre-push ranges live in `crate::walk`, the printing in [`report`]
+//! and the orchestration in `commands::check`. The rules are registered in [`rules`].
 //!
 //! Every file kind is read as its own tool reads it and reduced to shell [`Snippet`]s whose bytes
 //! map back into the original file; [`shell::Analyzer`] finds the rule matches in them.
 
+mod checks;
 mod dockerfile;
 mod jenkins;
 mod just;
@@ -23,7 +24,7 @@ mod yaml;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use rules::{CheckSettings, RuleId, Rules, Severity};
+pub use rules::{Autofix, CheckSettings, RuleId, Rules, Severity, RULES};
 pub use snippet::{LineIndex, Snippet};
 
 /// One problem found in one file.
@@ -47,13 +48,30 @@ pub struct Finding {
     pub fix: String,
     /// The source line, for people.
     pub excerpt: String,
+    /// The edits that fix it automatically (empty when there is no safe one).
+    pub edits: Vec<Edit>,
+}
+
+/// A replacement of bytes of the original file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// The bytes replaced (offsets into the original file).
+    pub range: std::ops::Range<usize>,
+    /// What replaces them.
+    pub replacement: String,
+    /// What the bytes are expected to be (an edit whose bytes differ is dropped).
+    pub original: String,
 }
 
 /// What can make a scan fail (they exit 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     /// An inline `imgguard ignore=` names a rule that does not exist.
-    #[error("{}:{line}: unknown rule `{id}` in `imgguard ignore=` (known: IG001, IG002, IG003, IG004)", path.display())]
+    #[error(
+        "{}:{line}: unknown rule `{id}` in `imgguard ignore=` (known: {known})",
+        path.display(),
+        known = rules::known_ids()
+    )]
     UnknownIgnoredRule {
         /// The file.
         path: PathBuf,
@@ -143,6 +161,22 @@ pub fn is_shell_shebang(text: &str) -> bool {
     matches!(program.rsplit('/').next(), Some("sh" | "bash" | "dash" | "ash" | "ksh"))
 }
 
+/// The text of a file's bytes. Bytes that are not UTF-8 (a Latin-1 comment) each become one
+/// `?`, so byte offsets and columns of the rest stay those of the file and edits apply to the
+/// original bytes; the second value says whether anything was replaced. Such a file is scanned,
+/// never skipped: one odd byte must not turn the guard off for it.
+pub fn decode(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return (std::borrow::Cow::Borrowed(text), false);
+    }
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    (std::borrow::Cow::Owned(out), true)
+}
+
 /// Scans one file. `path` is how the file is reported (relative to the scanned root) and
 /// decides its kind together with its shebang; files of other kinds yield nothing.
 pub fn scan(path: &Path, text: &str, rules: &Rules) -> Result<Vec<Finding>, GuardError> {
@@ -196,6 +230,13 @@ pub fn scan_as(
         if !seen.insert((hit.rule, line, column)) {
             continue;
         }
+        // An edit stands only where the snippet's bytes are the file's own (not inside an
+        // unescaped or synthetic part).
+        let edits = if hit.edits.iter().all(|e| text.get(e.range.clone()) == Some(&e.original)) {
+            hit.edits
+        } else {
+            Vec::new()
+        };
         findings.push(Finding {
             rule: hit.rule,
             severity,
@@ -206,6 +247,7 @@ pub fn scan_as(
             message: hit.message,
             fix: hit.rule.info().fix.to_string(),
             excerpt: index.line(line).to_string(),
+            edits,
         });
     }
     findings.sort_by_key(|f| (f.line, f.column, f.rule));
@@ -313,6 +355,14 @@ mod tests {
         assert_eq!(k("Dockerfile.dev"), Some(FileKind::Dockerfile));
         assert_eq!(k("justfile"), Some(FileKind::Justfile));
         assert_eq!(k("README.md"), None);
+    }
+
+    #[test]
+    fn decoding_keeps_byte_offsets() {
+        let (text, lossy) = decode(b"# caf\xe9\ndocker rmi -f x\n");
+        assert!(lossy);
+        assert_eq!(text, "# caf?\ndocker rmi -f x\n");
+        assert_eq!(decode(b"ok \xc3\xa9").0, "ok \u{e9}");
     }
 
     #[test]

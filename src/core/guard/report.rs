@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::rules::{RuleId, Severity, CATALOGUE};
+use super::rules::{RuleId, Severity, RULES};
 use super::Finding;
 
 /// A path as every format prints it: relative, `/`-separated.
@@ -250,7 +250,7 @@ fn uri_escape(path: &str) -> String {
 /// SARIF 2.1.0 with every rule described, relative URIs against `%SRCROOT%`, and the root's
 /// absolute `file://` URI (when known) as that base's original location.
 pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
-    let rules = CATALOGUE
+    let rules = RULES
         .iter()
         .map(|r| SarifRule {
             id: r.id.as_str(),
@@ -331,6 +331,7 @@ mod tests {
             message: "m, with: 100%".into(),
             fix: "f".into(),
             excerpt: "docker save x".into(),
+            edits: Vec::new(),
         }
     }
 

@@ -1,0 +1,105 @@
+//! The shapes real repositories write that the guard must see through: one module per class
+//! (command wrappers, Make recipes that are one long shell command, IDs that arrive through
+//! text processing, …), each with its traps. All cases are our own.
+
+use super::*;
+
+mod wrappers {
+    use super::*;
+
+    flags!(retry, "a.sh", "retry docker build -t app:1 .\n", IG003, 1, 7);
+    flags!(retry_count, "a.sh", "retry 3 docker rmi -f app\n", IG002, 1, 9);
+    flags!(retry_options, "a.sh", "retry -t 5 --delay 10 -- docker rmi -f app\n", IG002, 1, 26);
+    flags!(travis_retry, "a.sh", "travis_retry docker build -t z .\n", IG003, 1, 14);
+    flags!(expansion_prefix, "a.sh", "$cmd docker build -t x .\n", IG003, 1, 6);
+    flags!(sudo_variable, "a.sh", "${SUDO} docker rmi -f x\n", IG002, 1, 9);
+    flags!(
+        timeout_with_variable_duration,
+        "a.sh",
+        "if output=$(cd \"$d\" && timeout \"$T\" docker build -t \"$n\" . 2>&1 | tail -5); then\n  echo \"$output\"\nfi\n",
+        IG003,
+        1,
+        37
+    );
+    flags!(
+        function_running_its_arguments,
+        "a.sh",
+        "with_backoff() {\n  local n=0\n  until \"$@\"; do n=$((n+1)); sleep $n; done\n}\nwith_backoff docker rmi -f app\n",
+        IG002,
+        5,
+        14
+    );
+    flags!(
+        function_defined_below,
+        "a.sh",
+        "main() { quietly docker system prune -af; }\nquietly() { \"$@\" >/dev/null 2>&1; }\nmain\n",
+        IG004,
+        1,
+        18
+    );
+    flags!(
+        exec_all_arguments,
+        "a.sh",
+        "as_root() { exec sudo -E \"$@\"; }\nas_root docker rmi --force old\n",
+        IG002,
+        2,
+        9
+    );
+    flags!(
+        make_echo_prefix,
+        "Makefile",
+        "E ?= @\nbuild:\n\t$(E)docker build -t $(NAME) .\n",
+        IG003,
+        3,
+        2
+    );
+    passes!(function_that_prints, "a.sh", "say() { echo \"$@\"; }\nsay docker rmi -f app\n");
+    passes!(unknown_program, "a.sh", "notify docker rmi -f app\n");
+    passes!(echoed, "a.sh", "echo docker build -t app .\n");
+    passes!(retry_of_a_safe_command, "a.sh", "retry 3 docker rmi app\n");
+}
+
+mod make_recipes {
+    use super::*;
+
+    flags!(
+        if_block_continued,
+        "Makefile",
+        "build-%:\n\tif [ -n \"$(TAG)\" ]; then \\\n\t  docker build -t \"$(REPO)/$(NAME)-linux-$*:$(TAG)\" . ; \\\n\tfi; \\\n\techo done\n",
+        IG003,
+        3,
+        4
+    );
+    flags!(
+        shell_variable_loop,
+        "Makefile",
+        "clean:\n\tfor f in $$(cat list); do \\\n\t  docker rmi -f $$f; \\\n\tdone\n",
+        IG002,
+        3,
+        4
+    );
+    flags!(
+        unknown_expansion_before_tag,
+        "Makefile",
+        "image:\n\tcat Dockerfile | docker build ${ARGS} -t $(NAME) -\n",
+        IG003,
+        2,
+        19
+    );
+    flags!(automatic_target, "Makefile", "%.img:\n\tdocker build -t $@ .\n", IG003, 2, 2);
+    flags!(at_prefix_rmi, "Makefile", "clean:\n\t@docker rmi -f $(IMAGE) || true\n", IG002, 2, 3);
+    flags!(
+        ids_in_shell_variable,
+        "Makefile",
+        "save:\n\tids=$$(docker images -q); \\\n\tdocker save -o all.tar $$ids\n",
+        IG001,
+        3,
+        25
+    );
+    passes!(
+        guarded_by_make_conditional,
+        "Makefile",
+        "ifeq ($(CI),true)\nX = 1\nendif\nsave:\n\tdocker save -o a.tar $(IMAGE):$(TAG)\n"
+    );
+    passes!(recipe_echo, "Makefile", "help:\n\t@echo \"docker rmi -f $(IMAGE) removes it\"\n");
+}
