@@ -102,7 +102,7 @@ pub struct PruneArgs {
     pub keep: usize,
 
     /// Spare images that became dangling less than this long ago (90s, 30m, 1h, 2d, 0).
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    #[arg(long, value_name = "DURATION", default_value = crate::settings::DEFAULT_MIN_AGE)]
     pub min_age: String,
 
     /// Also remove dangling images the ledger cannot explain.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::engine::EngineError;
-use crate::ledger::sqlite::LedgerError;
+use crate::ledger::LedgerError;
 
 /// What a command that did not fail ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +60,12 @@ impl Error {
     /// Every error exits 2, so an error blocks a hook (fail closed).
     pub fn code(&self) -> i32 {
         2
+    }
+
+    /// Whether this is a write to a closed pipe (`imgguard explain | head`): not an error for
+    /// the user, so `run` exits 0 quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

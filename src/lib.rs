@@ -11,8 +11,13 @@ pub mod config;
 pub mod core;
 pub mod engine;
 pub mod error;
+pub mod flow;
 pub mod git;
+pub mod host;
 pub mod ledger;
+pub mod settings;
+pub mod transfer;
+mod ui;
 pub mod walk;
 
 use std::io::Write;
@@ -24,7 +29,7 @@ pub use error::{Error, Outcome};
 
 /// Runs imgguard with the process's arguments and returns its exit code.
 pub fn run() -> ExitCode {
-    commands::start_clock();
+    host::start_clock();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -35,27 +40,37 @@ pub fn run() -> ExitCode {
     };
     let code = match dispatch(&cli) {
         Ok(outcome) => outcome.code(),
+        // A closed stdout ends the report, not the command's success (ripgrep does the same).
+        Err(e) if e.is_broken_pipe() => 0,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "imgguard: {e}");
             e.code()
         }
     };
-    commands::trace("exit");
+    host::trace("exit");
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
+    use settings::{
+        BuildSettings, ExplainSettings, HistorySettings, LoadSettings, PruneSettings, RmiSettings,
+        SaveSettings,
+    };
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = config::Config::load(cli.config.as_deref(), &cwd)?;
     match &cli.command {
-        cli::Command::Build(args) => commands::build::run(args, &config, &cwd),
-        cli::Command::History(args) => commands::history::run(args),
-        cli::Command::Explain(args) => commands::explain::run(args, &config),
-        cli::Command::Prune(args) => commands::prune::run(args, &config),
-        cli::Command::Rmi(args) => commands::rmi::run(args),
+        cli::Command::Build(args) => {
+            commands::build::run(&BuildSettings::new(args, &config)?, &cwd)
+        }
+        cli::Command::History(args) => commands::history::run(&HistorySettings::new(args)?),
+        cli::Command::Explain(args) => {
+            commands::explain::run(&ExplainSettings::new(args, &config)?)
+        }
+        cli::Command::Prune(args) => commands::prune::run(&PruneSettings::new(args, &config)?),
+        cli::Command::Rmi(args) => commands::rmi::run(&RmiSettings::new(args)?),
         cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref()),
         cli::Command::Hook(args) => commands::hook::run(args),
-        cli::Command::Save(args) => commands::save::run(args),
-        cli::Command::Load(args) => commands::load::run(args, &config),
+        cli::Command::Save(args) => commands::save::run(&SaveSettings::new(args)?),
+        cli::Command::Load(args) => commands::load::run(&LoadSettings::new(args, &config)?),
     }
 }

@@ -6,7 +6,7 @@ use crate::support::{
     daemon_host, docker, docker_ok, engine_identity, full_id, image_id, DockerTest,
 };
 
-/// The seed's first transcript: build, change a file, rebuild. The old ID is gone from the
+/// Build, change a file, rebuild (the first cause of `<none>` images). The old ID is gone from the
 /// daemon and the lineage shows both, removed and current, with the git commit of the context.
 #[test]
 fn rebuild_removes_the_image_it_left_dangling() {
@@ -220,10 +220,11 @@ fn build_arg_values_never_reach_the_ledger() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&dockerfile))
     };
-    assert_eq!(build.dockerfile_sha256.as_deref(), Some(sha.as_str()));
-    assert_eq!(build.build_arg_names, ["SECRET_TOKEN"]);
+    let facts = build.build.as_ref().expect("a build event carries the build's facts");
+    assert_eq!(facts.dockerfile_sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(facts.build_arg_names, ["SECRET_TOKEN"]);
     assert_eq!(build.imgguard_version, env!("CARGO_PKG_VERSION"));
-    assert_eq!(build.git_commit, None, "the context is not in a git repository");
+    assert_eq!(build.git_commit(), None, "the context is not in a git repository");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
@@ -421,7 +422,7 @@ fn an_image_not_in_the_daemon_is_recorded_and_removes_nothing() {
     let store = imgguard::ledger::sqlite::Store::open(&t.home.path().join("ledger.db")).unwrap();
     let events = store.events(None, &[&tag]).unwrap();
     let last = &events.last().unwrap().event;
-    assert_eq!(last.outcome.as_deref(), Some("not-in-daemon"));
+    assert_eq!(last.outcome.map(imgguard::core::event::Outcome::as_str), Some("not-in-daemon"));
     assert_eq!(last.image_id.as_deref(), Some(fake.as_str()));
     assert_eq!(t.states(&tag)[0].1, "current");
 }

@@ -29,10 +29,10 @@ fn plain_build(t: &DockerTest, tag: &str) -> String {
     image_id(tag).unwrap()
 }
 
-/// The seed's three phenomena made with plain docker after imgguard has seen the tags (the
+/// The three causes of `<none>` images, made with plain docker after imgguard has seen the tags (the
 /// nameless load is covered with `imgguard load`), plus an image imgguard never saw.
 #[test]
-fn explain_classifies_the_seed_phenomena() {
+fn explain_classifies_the_three_causes() {
     let t = DockerTest::new("explain");
     // 1. Rebuild by plain docker: superseded, moved outside imgguard.
     let a = t.tag("a:v1");
@@ -103,7 +103,7 @@ fn explain_classifies_the_seed_phenomena() {
     }
 }
 
-/// The seed's second phenomenon: `docker save <ID>` writes an archive without names, and loading
+/// The second cause: `docker save <ID>` writes an archive without names, and loading
 /// it gives a `<none>` image. Loaded through imgguard, explain knows where it came from.
 #[test]
 fn explain_names_an_image_loaded_without_a_name() {

@@ -702,32 +702,6 @@ mod inline_ignores {
     }
 }
 
-/// The pure core gets text from its caller: no file system, git, walking, async, clock or
-/// daemon (STYLE.md). `repo.rs` is the guard's I/O edge and is not listed.
-#[test]
-fn pure_core_does_no_io() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/guard");
-    let pure = ["mod.rs", "rules.rs", "snippet.rs", "shell.rs", "report.rs", "yaml.rs"];
-    let parsers = ["make.rs", "jenkins.rs", "just.rs", "dockerfile.rs"];
-    for name in pure.iter().chain(&parsers) {
-        let text = std::fs::read_to_string(dir.join(name)).unwrap();
-        for forbidden in [
-            "std::fs",
-            "git2",
-            "ignore::",
-            "tokio",
-            "SystemTime",
-            "Instant",
-            "std::env::",
-            "std::process",
-            "bollard",
-            "std::net",
-        ] {
-            assert!(!text.contains(forbidden), "src/guard/{name} uses {forbidden}");
-        }
-    }
-}
-
 #[test]
 fn end_line_follows_continuations() {
     let f =

@@ -14,4 +14,5 @@ mod build;
 mod cli;
 mod dangling;
 mod guard;
+mod purity;
 mod save_load;

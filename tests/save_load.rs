@@ -101,7 +101,7 @@ fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// The seed's second transcript, end to end: a save by ID is refused with the command that keeps
+/// A save by ID, end to end: it is refused with the command that keeps
 /// the name; `--allow-id` writes an archive with `"RepoTags": null` that loads as
 /// `<none>:<none>`; the load names the tag the ledger knows, and `--restore-tags` puts it back.
 #[test]

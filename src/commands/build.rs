@@ -1,92 +1,201 @@
 //! `imgguard build`: `docker build` with the lineage recorded and the image the rebuild left
 //! dangling removed (never forced), or kept with the reason said.
 //!
-//! Flow: observe each tag → run `docker build --iidfile` (argv passed through, stdio inherited;
-//! the engine identity, git state and Dockerfile hash are gathered while it runs) → observe the
-//! new ID and the tags again → plan (pure) → remove, each removal checked once more just before
-//! → record everything in one ledger transaction → one line per tag.
+//! Observe each tag → run `docker build --iidfile` (argv passed through, stdio inherited; the
+//! engine identity, the ledger's view of the tags, git state and the Dockerfile's hash are
+//! gathered while it runs) → observe the new ID and the tags again → plan (pure) → apply → record
+//! in one transaction → one line per tag on stderr (and GitHub's outputs inside a workflow).
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 
-use super::trace;
-use crate::cli;
-use crate::config::Config;
-use crate::core::build_args::{self, BuildArgs};
-use crate::core::event::{self as ledger, Event, EventKind, OUTCOME_NOT_IN_DAEMON};
+use crate::core::build::{self, TagChange};
+use crate::core::build_args::BuildArgs;
+use crate::core::event::{BuildFacts, ReasonKind, Recorded};
 use crate::core::github::BuildResult;
-use crate::core::policy::{self, Candidate, Decision, KeepReason, Rules, Snapshot, Verdict};
-use crate::core::reference::Tag;
-use crate::engine::{Engine, ImageId, ImageInfo, Removal};
+use crate::core::image::{EngineIdentity, ImageId};
+use crate::core::policy::{self, Decision};
+use crate::engine::Engine;
 use crate::error::{Error, Outcome};
-use crate::git::{self, GitState};
-use crate::ledger::sqlite::{self as store, Store};
+use crate::flow::{apply, observe, record::Record};
+use crate::host::{self, trace};
+use crate::ledger::Ledger;
+use crate::settings::BuildSettings;
+use crate::ui::{self, github};
 
 /// Runs the command.
-pub fn run(args: &cli::BuildArgs, config: &Config, cwd: &Path) -> Result<Outcome, Error> {
-    // Everything that can be wrong with the input is found before docker runs.
-    let parsed = build_args::parse(&args.docker_args).map_err(|e| Error::Usage(e.to_string()))?;
-    let rules = Rules {
-        keep_previous: args.keep_previous || config.file.keep_previous,
-        protect: config.file.protect.clone(),
-    };
-    super::runtime()?.block_on(build(&args.docker_args, &parsed, &rules, cwd))
+pub fn run(settings: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
+    host::runtime()?.block_on(build(settings, cwd))
 }
 
-/// What became of one tag (shared with the GitHub report).
-use crate::core::github::TagChange as TagReport;
-
-async fn build(
-    raw: &[OsString],
-    parsed: &BuildArgs,
-    rules: &Rules,
-    cwd: &Path,
-) -> Result<Outcome, Error> {
+async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     trace("args and config read");
-    let tags: Vec<&str> = parsed.tags.iter().map(Tag::as_str).collect();
-    // 1. Where each tag points now (404 = nowhere). An existing ledger is opened meanwhile; a new
-    //    one only once the daemon has answered, so that a failed call creates nothing.
-    let ledger_path = store::default_path(&super::env_var)?;
-    let existing = ledger_path.exists().then(|| {
-        let path = ledger_path.clone();
-        blocking(move || Store::open(&path))
+    let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
+    let (engine, before, ledger) = observe_before(&tags).await?;
+    let built = run_docker(&engine, &s.docker_args, &s.parsed, cwd, ledger, &tags).await?;
+    let Built { identity, mut ledger, known, facts, iid } = match built {
+        Ok(built) => built,
+        // A failed build changes nothing: no ledger entry, nothing removed.
+        Err(code) => return Ok(Outcome::Child(code)),
+    };
+    let Some(new_id) = iid.read()? else {
+        ui::note("docker wrote no image ID (an --output that exports files?): nothing recorded");
+        return Ok(Outcome::Child(0));
+    };
+    let now = host::now_ms();
+    let after = observe::image_ids(&engine, &tags).await?;
+    // A tag that points at the new ID proves the daemon has it; else ask for the ID itself.
+    let in_daemon = after.iter().flatten().any(|i| *i == new_id)
+        || engine.inspect(new_id.as_str()).await?.is_some();
+    trace("new image and tags inspected after");
+    let changes: Vec<TagChange> = tags
+        .iter()
+        .zip(before)
+        .zip(after)
+        .map(|((tag, before), after)| TagChange { tag: tag.clone(), before, after })
+        .collect();
+    let mut record = Record::new(&identity, now);
+    if !in_daemon {
+        record.extend(build::not_in_daemon(&identity.id, now, &new_id, &changes, &facts));
+        record.commit(ledger.as_mut())?;
+        ui::note(format!(
+            "{} is not in the daemon (buildx without --load, or push-only): nothing to remove",
+            new_id.short()
+        ));
+        let changes: Vec<TagChange> =
+            changes.into_iter().map(|c| TagChange { after: None, ..c }).collect();
+        let result =
+            BuildResult { image_id: &new_id, tags: &changes, decisions: &[], in_daemon: false };
+        github::publish(&result)?;
+        return Ok(Outcome::Child(0));
+    }
+    let planned = build::outcome(&identity.id, now, &new_id, &changes, &known, &facts);
+    record.extend(planned.events);
+    let decisions = decide_and_apply(&engine, &planned.candidates, &s.rules).await?;
+    trace("plan applied");
+    record.fates(&decisions, ReasonKind::Superseded);
+    record.commit(ledger.as_mut())?;
+    trace("ledger written");
+    print_reports(&changes, &new_id, &decisions);
+    let result =
+        BuildResult { image_id: &new_id, tags: &changes, decisions: &decisions, in_daemon: true };
+    github::publish(&result)?;
+    Ok(Outcome::Child(0))
+}
+
+/// Plans on a fresh look at the candidates, then removes what may go.
+async fn decide_and_apply(
+    engine: &Engine,
+    candidates: &[policy::Candidate],
+    rules: &policy::Rules,
+) -> Result<Vec<Decision>, Error> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let snapshot = observe::snapshot(engine, candidates).await?;
+    let mut decisions = policy::plan(candidates, &snapshot, rules);
+    apply::apply(engine, &mut decisions, |_| {}).await?;
+    Ok(decisions)
+}
+
+/// Where each tag points before the build (404 = nowhere). An existing ledger is opened
+/// meanwhile; a new one only once the daemon has answered, so that a failed call creates
+/// nothing.
+async fn observe_before(
+    tags: &[String],
+) -> Result<(Engine, Vec<Option<ImageId>>, Box<dyn Ledger>), Error> {
+    let (existing, observed) = tokio::join!(blocking(host::existing_ledger), async {
+        let engine = observe::connect().await?;
+        trace("connected");
+        let before = observe::image_ids(&engine, tags).await?;
+        trace("tags inspected before");
+        Ok::<_, Error>((engine, before))
     });
-    let (opened, observed) = tokio::join!(
-        async {
-            match existing {
-                Some(open) => Some(open.await),
-                None => None,
-            }
-        },
-        async {
-            let engine = super::connect().await?;
-            trace("connected");
-            let before = inspect_all(&engine, tags.iter().copied()).await?;
-            trace("tags inspected before");
-            Ok::<_, Error>((engine, before))
-        }
-    );
     let (engine, before) = observed?;
-    let store = match opened {
-        Some(store) => store?,
-        None => Store::open(&ledger_path)?,
+    let ledger = match existing? {
+        Some(l) => l,
+        None => host::ledger()?,
     };
     trace("ledger open");
+    Ok((engine, before, ledger))
+}
 
-    // 2. docker build, with the facts that do not depend on it gathered meanwhile.
+/// A build docker finished, with the facts gathered meanwhile.
+struct Built {
+    identity: EngineIdentity,
+    ledger: Box<dyn Ledger>,
+    known: Vec<Recorded>,
+    facts: BuildFacts,
+    iid: IidFile,
+}
+
+/// Runs `docker build` against the same endpoint, and meanwhile reads the engine identity, the
+/// ledger's view of the tags, the git state and the Dockerfile's hash. `Err(code)`: docker
+/// failed with that exit code.
+async fn run_docker(
+    engine: &Engine,
+    raw: &[OsString],
+    parsed: &BuildArgs,
+    cwd: &Path,
+    ledger: Box<dyn Ledger>,
+    tags: &[String],
+) -> Result<Result<Built, i32>, Error> {
     let iid = IidFile::new(parsed.iidfile.as_deref())?;
     let context_dir = local_context(parsed.context.as_deref(), cwd);
     let dockerfile = dockerfile_path(parsed, context_dir.as_deref(), cwd);
+    let mut child = docker_build(engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
+    trace("docker build started");
+    let git_dir = context_dir.unwrap_or_else(|| cwd.to_path_buf());
+    let wanted = tags.to_vec();
+    let (status, ledger_read, git_state, dockerfile_sha) = tokio::join!(
+        async {
+            let s = child.wait().await;
+            trace("docker build ended");
+            s
+        },
+        async {
+            let identity = engine.identity().await?;
+            trace("engine identity read");
+            let id = identity.id.clone();
+            let (ledger, known) = blocking(move || {
+                let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                let known = ledger.tag_events(Some(&id), &refs);
+                (ledger, known)
+            })
+            .await;
+            trace("ledger read");
+            Ok::<_, Error>((identity, ledger, known?))
+        },
+        blocking(move || crate::git::state(&git_dir)),
+        blocking(move || dockerfile.and_then(|p| sha256_file(&p))),
+    );
+    let status = status.map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
+    if !status.success() {
+        return Ok(Err(exit_code(status)));
+    }
+    let (identity, ledger, known) = ledger_read?;
+    let facts = BuildFacts {
+        git_commit: git_state.as_ref().map(|g| g.commit.clone()),
+        git_dirty: git_state.as_ref().map(|g| g.dirty),
+        dockerfile_sha256: dockerfile_sha,
+        build_arg_names: parsed.build_arg_names.clone(),
+    };
+    Ok(Ok(Built { identity, ledger, known, facts, iid }))
+}
+
+/// Starts `docker build` (argv only, stdio inherited) against the engine's endpoint.
+fn docker_build(
+    engine: &Engine,
+    raw: &[OsString],
+    iidfile: Option<&Path>,
+) -> Result<tokio::process::Child, Error> {
     let mut cmd = tokio::process::Command::new("docker");
     cmd.arg("build");
-    if parsed.iidfile.is_none() {
-        cmd.arg("--iidfile").arg(iid.path());
+    if let Some(path) = iidfile {
+        cmd.arg("--iidfile").arg(path);
     }
     cmd.args(raw).stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
     for (name, value) in engine.endpoint().child_env() {
@@ -95,269 +204,27 @@ async fn build(
             None => cmd.env_remove(name),
         };
     }
-    let mut child =
-        cmd.spawn().map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
-    trace("docker build started");
-    let git_dir = context_dir.clone().unwrap_or_else(|| cwd.to_path_buf());
-    let owned_tags: Vec<String> = tags.iter().map(|t| (*t).to_string()).collect();
-    let (status, identity, git_state, dockerfile_sha) = tokio::join!(
-        async {
-            let s = child.wait().await;
-            trace("docker build ended");
-            s
-        },
-        async {
-            // The ledger's view of these tags is read while docker works.
-            let identity = engine.identity().await?;
-            trace("engine identity read");
-            let (id, wanted) = (identity.id.clone(), owned_tags);
-            let (store, known) = blocking(move || {
-                let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-                let known = store.events(Some(&id), &refs);
-                (store, known)
-            })
-            .await;
-            trace("ledger read");
-            Ok::<_, Error>((identity, store, known?))
-        },
-        blocking(move || {
-            let g = git::state(&git_dir);
-            trace("git state read");
-            g
-        }),
-        blocking(move || dockerfile.and_then(|p| sha256_file(&p))),
-    );
-    let status = status.map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
-    if !status.success() {
-        // A failed build changes nothing: no ledger entry, nothing removed.
-        return Ok(Outcome::Child(exit_code(status)));
-    }
-    let (identity, mut store, known) = identity?;
-    let now = super::now_ms();
-
-    // 3. The new ID, and where the tags point after the build.
-    let new_id = iid.read()?;
-    let Some(new_id) = new_id else {
-        note("docker wrote no image ID (an --output that exports files?): nothing recorded");
-        return Ok(Outcome::Child(0));
-    };
-    let after = inspect_all(&engine, tags.iter().copied()).await?;
-    // A tag that points at the new ID proves the daemon has it; else ask for the ID itself.
-    let in_daemon = after.iter().flatten().any(|i| i.id == new_id)
-        || engine.inspect(new_id.as_str()).await?.is_some();
-    trace("new image and tags inspected after");
-
-    let base = |kind: EventKind| {
-        let mut e = Event::new(&identity.id, now, kind);
-        e.git_commit = git_state.as_ref().map(|g: &GitState| g.commit.clone());
-        e.git_dirty = git_state.as_ref().map(|g| g.dirty);
-        e.dockerfile_sha256.clone_from(&dockerfile_sha);
-        e.build_arg_names.clone_from(&parsed.build_arg_names);
-        e
-    };
-    let mut events = Vec::new();
-
-    if !in_daemon {
-        // buildx with a container driver and no --load, or a push-only build.
-        for tag in &tags {
-            let mut e = base(EventKind::Build);
-            e.tag = Some((*tag).to_string());
-            e.image_id = Some(new_id.to_string());
-            e.outcome = Some(OUTCOME_NOT_IN_DAEMON.into());
-            e.reason = Some("the built image is not in the daemon".into());
-            events.push(e);
-        }
-        store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
-        note(&format!(
-            "{} is not in the daemon (buildx without --load, or push-only): nothing to remove",
-            new_id.short()
-        ));
-        let reports: Vec<TagReport> = tags
-            .iter()
-            .zip(&before)
-            .map(|(tag, b)| TagReport {
-                tag: (*tag).to_string(),
-                before: b.as_ref().map(|i| i.id.clone()),
-                after: None,
-            })
-            .collect();
-        super::github::publish(&BuildResult {
-            image_id: &new_id,
-            tags: &reports,
-            decisions: &[],
-            in_daemon: false,
-        })?;
-        return Ok(Outcome::Child(0));
-    }
-
-    let mut reports = Vec::new();
-    let mut candidates = Vec::new();
-    for ((tag, before), after) in tags.iter().zip(&before).zip(&after) {
-        let before_id = before.as_ref().map(|i| i.id.clone());
-        let after_id = after.as_ref().map(|i| i.id.clone());
-        // Reconcile: a tag the ledger tracks but finds elsewhere was moved by plain docker.
-        if let Some(recorded) = ledger::current(&known, &identity.id, tag) {
-            if before_id.as_ref().map(ImageId::as_str) != Some(recorded) {
-                let mut e = Event::new(&identity.id, now, EventKind::MovedOutside);
-                e.tag = Some((*tag).to_string());
-                e.image_id = before_id.as_ref().map(ToString::to_string);
-                e.previous_id = Some(recorded.to_string());
-                e.reason = Some("moved outside imgguard".into());
-                events.push(e);
-            }
-        }
-        let mut e = base(EventKind::Build);
-        e.tag = Some((*tag).to_string());
-        e.image_id = Some(new_id.to_string());
-        e.previous_id = before_id.as_ref().map(ToString::to_string);
-        events.push(e);
-        if let Some(prev) = &before_id {
-            if *prev != new_id {
-                candidates.push(Candidate {
-                    image: prev.clone(),
-                    left_by: vec![((*tag).to_string(), new_id.clone())],
-                });
-            }
-        }
-        // Another build moved the tag on while ours ran: our image is superseded already.
-        if let Some(other) = after_id.as_ref().filter(|a| **a != new_id) {
-            let mut e = Event::new(&identity.id, now, EventKind::MovedOutside);
-            e.tag = Some((*tag).to_string());
-            e.image_id = Some(other.to_string());
-            e.previous_id = Some(new_id.to_string());
-            e.reason = Some("moved by another build while this one ran".into());
-            events.push(e);
-            candidates.push(Candidate {
-                image: new_id.clone(),
-                left_by: vec![((*tag).to_string(), other.clone())],
-            });
-        }
-        reports.push(TagReport { tag: (*tag).to_string(), before: before_id, after: after_id });
-    }
-
-    // 4. Plan on a fresh look, apply, record.
-    let decisions = if candidates.is_empty() {
-        Vec::new()
-    } else {
-        let snapshot = snapshot(&engine, &candidates).await?;
-        let plan = policy::plan(&candidates, &snapshot, rules);
-        apply(&engine, plan).await?
-    };
-    trace("plan applied");
-    for d in &decisions {
-        events.push(fate_event(&identity.id, now, d));
-    }
-    store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
-    trace("ledger written");
-    print_reports(&reports, &new_id, &decisions);
-    super::github::publish(&BuildResult {
-        image_id: &new_id,
-        tags: &reports,
-        decisions: &decisions,
-        in_daemon: true,
-    })?;
-    Ok(Outcome::Child(0))
+    cmd.spawn().map_err(|e| Error::Spawn { program: "docker".into(), source: e })
 }
 
-async fn inspect_all<'a>(
-    engine: &Engine,
-    refs: impl Iterator<Item = &'a str>,
-) -> Result<Vec<Option<ImageInfo>>, Error> {
-    join_all(refs.map(|r| engine.inspect(r)))
-        .await
-        .into_iter()
-        .map(|r| r.map_err(Error::from))
-        .collect()
-}
-
-/// The facts the policy needs: each candidate inspected, and one list of all containers.
-pub(crate) async fn snapshot(engine: &Engine, candidates: &[Candidate]) -> Result<Snapshot, Error> {
-    let ids: Vec<&ImageId> = candidates.iter().map(|c| &c.image).collect();
-    let (infos, containers) =
-        tokio::join!(inspect_all(engine, ids.iter().map(|i| i.as_str())), engine.containers());
-    let images: HashMap<ImageId, Option<ImageInfo>> =
-        ids.into_iter().cloned().zip(infos?).collect();
-    Ok(Snapshot { images, containers: containers? })
-}
-
-/// Carries out a plan: each removal looks once more just before it, and is never forced. A
-/// refusal from the daemon is a "kept" with the daemon's words; a 404 means someone else removed
-/// it first.
-pub(crate) async fn apply(engine: &Engine, plan: Vec<Decision>) -> Result<Vec<Decision>, Error> {
-    let mut out = Vec::with_capacity(plan.len());
-    for mut d in plan {
-        if d.verdict == Verdict::Remove {
-            d.verdict = match engine.inspect(d.candidate.image.as_str()).await? {
-                None => Verdict::Gone,
-                Some(info) if !info.repo_tags.is_empty() => {
-                    Verdict::Keep(KeepReason::StillTagged(info.repo_tags))
-                }
-                Some(_) => match engine.remove(&d.candidate.image).await? {
-                    Removal::Removed { .. } => Verdict::Remove,
-                    Removal::Conflict(msg) => Verdict::Keep(KeepReason::Daemon(msg)),
-                    Removal::Gone => Verdict::Gone,
-                },
-            };
-        }
-        out.push(d);
-    }
-    Ok(out)
-}
-
-/// The ledger event that records what became of a candidate.
-pub(crate) fn fate_event(engine: &str, now: i64, d: &Decision) -> Event {
-    let (kind, outcome, reason) = match &d.verdict {
-        Verdict::Remove => {
-            let by: Vec<String> =
-                d.candidate.left_by.iter().map(|(t, by)| format!("{t} → {}", by.short())).collect();
-            (EventKind::Removed, "removed", format!("superseded: {}", by.join(", ")))
-        }
-        Verdict::Gone => (EventKind::Removed, "gone", "already removed by someone else".into()),
-        Verdict::Keep(reason) => (EventKind::Kept, "kept", reason.to_string()),
-    };
-    let mut e = Event::new(engine, now, kind);
-    e.tag = d.candidate.left_by.first().map(|(t, _)| t.clone());
-    e.image_id = Some(d.candidate.image.to_string());
-    e.outcome = Some(outcome.into());
-    e.reason = Some(reason);
-    e
-}
-
-/// What became of `id` in words (`removed sha256:…`, `kept sha256:…: reason`), empty when the
-/// plan did not concern it. Shared by every command that applies a removal plan.
-pub(crate) fn fate_text(decisions: &[Decision], id: &ImageId) -> String {
-    match decisions.iter().find(|d| d.candidate.image == *id).map(|d| &d.verdict) {
-        Some(Verdict::Remove) => format!("removed {}", id.short()),
-        Some(Verdict::Gone) => format!("{} already gone", id.short()),
-        Some(Verdict::Keep(reason)) => format!("kept {}: {reason}", id.short()),
-        None => String::new(),
-    }
-}
-
-fn print_reports(reports: &[TagReport], new_id: &ImageId, decisions: &[Decision]) {
-    let fate = |id: &ImageId| fate_text(decisions, id);
-    let mut err = std::io::stderr().lock();
-    for r in reports {
+fn print_reports(changes: &[TagChange], new_id: &ImageId, decisions: &[Decision]) {
+    let fate = |id: &ImageId| policy::fate_text(decisions, id);
+    for r in changes {
         let line = match &r.before {
             None => format!("{}  (new) → {}", r.tag, new_id.short()),
             Some(b) if b == new_id => format!("{}  {}  unchanged", r.tag, b.short()),
             Some(b) => format!("{}  {} → {}  {}", r.tag, b.short(), new_id.short(), fate(b)),
         };
-        let _ = writeln!(err, "imgguard: {line}");
+        ui::note(line);
         if let Some(a) = r.after.as_ref().filter(|a| *a != new_id) {
-            let _ = writeln!(
-                err,
-                "imgguard: {}  moved on to {} by another build meanwhile  {}",
+            ui::note(format!(
+                "{}  moved on to {} by another build meanwhile  {}",
                 r.tag,
                 a.short(),
                 fate(new_id)
-            );
+            ));
         }
     }
-}
-
-fn note(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "imgguard: {msg}");
 }
 
 /// The exit code docker ended with (128 + signal number when killed, as shells report it).

@@ -5,10 +5,14 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::cli::{Format, HistoryArgs};
-use crate::core::event::{self as ledger, Entry, EntryState, Lineage};
+use crate::cli::Format;
+use crate::core::event::{self, Entry, EntryState, Lineage};
+use crate::core::image::ImageId;
 use crate::core::reference::Tag;
 use crate::error::{Error, Outcome};
+use crate::host::{self, rfc3339};
+use crate::settings::HistorySettings;
+use crate::ui;
 
 #[derive(Serialize)]
 struct JsonLineage<'a> {
@@ -29,36 +33,33 @@ struct JsonEntry<'a> {
 }
 
 /// Runs the command.
-pub fn run(args: &HistoryArgs) -> Result<Outcome, Error> {
-    let tag =
-        args.tag.as_deref().map(Tag::parse).transpose().map_err(|e| Error::Usage(e.to_string()))?;
-    let lineages = match super::open_existing_ledger()? {
+pub fn run(s: &HistorySettings) -> Result<Outcome, Error> {
+    let lineages = match host::existing_ledger()? {
         None => Vec::new(),
-        Some(store) => {
-            let tags: Vec<&str> = tag.iter().map(Tag::as_str).collect();
-            let events = store.events(None, &tags)?;
-            let mut all = ledger::lineages(&events);
-            if let Some(t) = &tag {
+        Some(ledger) => {
+            let events = match &s.tag {
+                Some(t) => ledger.tag_events(None, &[t.as_str()])?,
+                None => ledger.all_events(None)?,
+            };
+            let mut all = event::lineages(&events);
+            if let Some(t) = &s.tag {
                 all.retain(|l| l.tag == t.as_str());
             }
             all
         }
     };
-    let mut out = std::io::stdout().lock();
-    let result = match args.format {
-        Format::Json => write_json(&mut out, &lineages),
-        Format::Human => write_human(&mut out, &lineages, tag.as_ref()),
-    };
-    match result {
-        Ok(()) => Ok(Outcome::Ok),
-        // A closed pipe (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Ok),
-        Err(e) => Err(Error::io("stdout", e)),
-    }
+    match s.format {
+        Format::Json => ui::json(&json(&lineages)),
+        Format::Human => {
+            let mut out = std::io::stdout().lock();
+            write_human(&mut out, &lineages, s.tag.as_ref()).map_err(|e| Error::io("stdout", e))
+        }
+    }?;
+    Ok(Outcome::Ok)
 }
 
-fn write_json(out: &mut impl Write, lineages: &[Lineage]) -> std::io::Result<()> {
-    let json: Vec<JsonLineage<'_>> = lineages
+fn json(lineages: &[Lineage]) -> Vec<JsonLineage<'_>> {
+    lineages
         .iter()
         .map(|l| JsonLineage {
             tag: &l.tag,
@@ -68,7 +69,7 @@ fn write_json(out: &mut impl Write, lineages: &[Lineage]) -> std::io::Result<()>
                 .iter()
                 .map(|e: &Entry| JsonEntry {
                     image_id: &e.image_id,
-                    recorded_at: super::rfc3339(e.at_ms),
+                    recorded_at: rfc3339(e.at_ms),
                     event: e.event.as_str(),
                     state: e.state,
                     reason: e.reason.as_deref(),
@@ -76,9 +77,7 @@ fn write_json(out: &mut impl Write, lineages: &[Lineage]) -> std::io::Result<()>
                 })
                 .collect(),
         })
-        .collect();
-    serde_json::to_writer_pretty(&mut *out, &json)?;
-    writeln!(out)
+        .collect()
 }
 
 fn write_human(
@@ -97,13 +96,12 @@ fn write_human(
     for l in lineages {
         writeln!(out, "{}  (engine {})", l.tag, l.engine)?;
         for e in &l.entries {
-            let state = e.state.as_str();
             write!(
                 out,
                 "  {:<19}  {:<10}  {}  {}",
-                crate::engine::ImageId::new(e.image_id.clone()).short(),
-                state,
-                super::rfc3339(e.at_ms),
+                ImageId::new(e.image_id.clone()).short(),
+                e.state.as_str(),
+                rfc3339(e.at_ms),
                 e.event
             )?;
             if let Some(c) = &e.git_commit {

@@ -14,41 +14,38 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::build::{apply, fate_event, snapshot};
-use super::transfer::{self, CHUNK};
+use crate::core::archive::{self, ArchiveImage, LoadMessages};
+use crate::core::event::{self, ArchiveFacts, Event, EventKind, ReasonKind};
+use crate::core::image::{EngineIdentity, ImageId};
+use crate::core::load::{self, Placed};
+use crate::core::naming;
+use crate::core::policy::{self, Decision, Rules};
+use crate::core::reference::Tag;
+use crate::engine::Engine;
+use crate::error::{Error, Outcome};
+use crate::flow::{apply, observe, record::Record};
+use crate::host;
+use crate::ledger::Ledger;
+use crate::settings::LoadSettings;
+use crate::transfer::{self, CHUNK};
+use crate::ui::{self, Progress};
 
 /// Size of each piece of the upload: 256 KiB, few enough in flight to keep memory flat.
 const UPLOAD_CHUNK: usize = 256 << 10;
-use crate::cli::LoadArgs;
-use crate::config::Config;
-use crate::core::archive::{self, ArchiveImage};
-use crate::core::event::{self as ledger, Event, EventKind, OUTCOME_NAMELESS};
-use crate::core::policy::{self, Candidate, Decision, Rules};
-use crate::core::reference::Tag;
-use crate::engine::ImageId;
-use crate::error::{Error, Outcome};
 
 /// Runs the command.
-pub fn run(args: &LoadArgs, config: &Config) -> Result<Outcome, Error> {
-    let extra: Vec<Tag> = args
-        .tags
-        .iter()
-        .map(|t| Tag::parse(t))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    let source = Source::open(args.input.as_deref())?;
+pub fn run(s: &LoadSettings) -> Result<Outcome, Error> {
+    let source = Source::open(s.input.as_deref())?;
     let mut file = source.file()?;
     let images = transfer::read_manifest(&mut file, &source.shown)?;
-    if !extra.is_empty() && images.len() != 1 {
+    if !s.tags.is_empty() && images.len() != 1 {
         return Err(Error::Usage(format!(
             "--tag names one image, and {} holds {}",
             source.shown.display(),
             images.len()
         )));
     }
-    let rules =
-        Rules { keep_previous: config.file.keep_previous, protect: config.file.protect.clone() };
-    super::runtime()?.block_on(load(args, &extra, &source, file, &images, &rules))
+    host::runtime()?.block_on(load(s, &source, file, &images))
 }
 
 /// Where the archive comes from.
@@ -121,39 +118,114 @@ impl Source {
     }
 }
 
-/// One tag the load (or `--restore-tags`, `--tag`) put in place.
-struct Placed {
-    tag: String,
-    id: ImageId,
-    before: Option<ImageId>,
-    kind: EventKind,
-    how: &'static str,
-}
-
 async fn load(
-    args: &LoadArgs,
-    extra: &[Tag],
+    s: &LoadSettings,
     source: &Source,
     file: File,
     images: &[ArchiveImage],
-    rules: &Rules,
 ) -> Result<Outcome, Error> {
-    let engine = super::connect().await?;
+    let engine = observe::connect().await?;
     let identity = engine.identity().await?;
-    let mut store = super::open_ledger()?;
-
-    // 1. Where the archive's tags point now.
+    let mut ledger = host::ledger()?;
+    // 1. Where the archive's tags point now; 2. stream the file to the daemon; 3. look again.
     let tags = archive::all_tags(images);
-    let mut before = Vec::with_capacity(tags.len());
-    for t in &tags {
-        before.push(engine.inspect(t).await?.map(|i| i.id));
+    let before = observe::image_ids(&engine, &tags).await?;
+    let (facts, said) = upload(&engine, source, file).await?;
+    let now = host::now_ms();
+    let known = ledger
+        .tag_events(Some(&identity.id), &tags.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let after = observe::image_ids(&engine, &tags).await?;
+    let loaded =
+        load::loaded_tags(&identity.id, now, images, &tags, &before, &after, &known, &facts);
+    for m in &loaded.moved_meanwhile {
+        ui::note(format!(
+            "{} is on {} after the load, not on {}: moved meanwhile, nothing removed",
+            m.tag,
+            m.now.as_ref().map_or("nothing", ImageId::short),
+            m.loaded.short()
+        ));
     }
+    let mut record = Record::new(&identity, now);
+    record.extend(loaded.events);
+    let mut placed = loaded.placed;
+    // 4. Images without a name: say so, and name them if asked.
+    let hints = name_nameless(
+        &engine,
+        ledger.as_ref(),
+        &identity,
+        s,
+        source,
+        images,
+        &facts,
+        &mut record,
+        &mut placed,
+    )
+    .await?;
+    for tag in &s.tags {
+        placed.push(put_tag(&engine, &images[0].id, tag, "tagged (--tag)").await?);
+    }
+    for p in placed.iter().filter(|p| p.kind == EventKind::Tag) {
+        let before = p.before.as_ref().map(ImageId::as_str);
+        record.push(Event::tag(&identity.id, now, &p.tag, p.id.as_str(), before));
+    }
+    // 5. The images whose tags the load took: the build's removal policy, never forced.
+    let decisions = decide_and_apply(&engine, &load::candidates(&placed), &s.rules).await?;
+    record.fates(&decisions, ReasonKind::Superseded);
+    record.commit(ledger.as_mut())?;
+    print_placed(&placed, &decisions, &said);
+    for h in hints {
+        ui::note(h);
+    }
+    ui::note(format!(
+        "loaded {} image{} from {}: {}, sha256 {}",
+        images.len(),
+        if images.len() == 1 { "" } else { "s" },
+        source.shown.display(),
+        ui::size(u64::try_from(facts.size.unwrap_or(0)).unwrap_or(0)),
+        facts.sha256.as_deref().unwrap_or("")
+    ));
+    Ok(Outcome::Ok)
+}
 
-    // 2. Stream the file to the daemon.
+/// Plans on a fresh look at the candidates, then removes what may go.
+async fn decide_and_apply(
+    engine: &Engine,
+    candidates: &[policy::Candidate],
+    rules: &Rules,
+) -> Result<Vec<Decision>, Error> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let snapshot = observe::snapshot(engine, candidates).await?;
+    let mut decisions = policy::plan(candidates, &snapshot, rules);
+    apply::apply(engine, &mut decisions, |_| {}).await?;
+    Ok(decisions)
+}
+
+/// Puts `tag` on `id`, remembering where it pointed before.
+async fn put_tag(
+    engine: &Engine,
+    id: &ImageId,
+    tag: &Tag,
+    how: &'static str,
+) -> Result<Placed, Error> {
+    let before = engine.inspect(tag.as_str()).await?.map(|i| i.id);
+    engine.tag(id, tag.as_str()).await?;
+    Ok(Placed { tag: tag.as_str().to_string(), id: id.clone(), before, kind: EventKind::Tag, how })
+}
+
+/// Streams the archive to the daemon (a reader thread hashes as it goes); the archive's facts
+/// and what the daemon said.
+async fn upload(
+    engine: &Engine,
+    source: &Source,
+    file: File,
+) -> Result<(ArchiveFacts, LoadMessages), Error> {
     let size = file.metadata().map_err(|e| Error::io(&source.shown, e))?.len();
-    let bar = transfer::progress(size, &format!("loading {}", source.shown.display()));
+    let what = format!("loading {}", source.shown.display());
+    let bar = ui::progress(&Progress::Bytes { total: size, what: &what });
     if bar.is_hidden() {
-        note(&format!("loading {} ({})", source.shown.display(), transfer::human_size(size)));
+        ui::note(format!("loading {} ({})", source.shown.display(), ui::size(size)));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(4);
     let reader_bar = bar.clone();
@@ -168,168 +240,77 @@ async fn load(
     bar.finish_and_clear();
     let (sha256, archive_size) = read.map_err(|e| Error::io(&source.shown, e))?;
     let messages = messages?;
-    let said = archive::parse_load_messages(messages.iter().map(String::as_str));
-
-    // 3. What the load did to each tag.
-    let now = super::now_ms();
-    let known =
-        store.events(Some(&identity.id), &tags.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let mut events = Vec::new();
-    let mut placed: Vec<Placed> = Vec::new();
-    let archive_event = |kind: EventKind| {
-        let mut e = Event::new(&identity.id, now, kind);
-        e.archive_path.clone_from(&source.recorded);
-        e.archive_sha256 = Some(sha256.clone());
-        e.archive_size = i64::try_from(archive_size).ok();
-        e
+    let facts = ArchiveFacts {
+        path: source.recorded.clone(),
+        sha256: Some(sha256),
+        size: i64::try_from(archive_size).ok(),
     };
-    let mut after = Vec::with_capacity(tags.len());
-    for t in &tags {
-        after.push(engine.inspect(t).await?.map(|i| i.id));
-    }
-    for ((tag, before), after) in tags.iter().zip(&before).zip(&after) {
-        let Some(img) = images.iter().find(|i| i.tags.contains(tag)) else { continue };
-        if after.as_ref() != Some(&img.id) {
-            // Moved again by someone else while the load ran: decide nothing on stale facts.
-            note(&format!(
-                "{tag} is on {} after the load, not on {}: moved meanwhile, nothing removed",
-                after.as_ref().map_or("nothing", ImageId::short),
-                img.id.short()
-            ));
-            continue;
-        }
-        if let Some(recorded) = ledger::current(&known, &identity.id, tag) {
-            if before.as_ref().map(ImageId::as_str) != Some(recorded) {
-                let mut m = Event::new(&identity.id, now, EventKind::MovedOutside);
-                m.tag = Some(tag.clone());
-                m.image_id = before.as_ref().map(ToString::to_string);
-                m.previous_id = Some(recorded.to_string());
-                m.reason = Some("moved outside imgguard".into());
-                events.push(m);
-            }
-        }
-        let mut e = archive_event(EventKind::Load);
-        e.tag = Some(tag.clone());
-        e.image_id = Some(img.id.to_string());
-        e.previous_id = before.as_ref().map(ToString::to_string);
-        events.push(e);
-        placed.push(Placed {
-            tag: tag.clone(),
-            id: img.id.clone(),
-            before: before.clone(),
-            kind: EventKind::Load,
-            how: "loaded",
-        });
-    }
+    Ok((facts, archive::parse_load_messages(messages.iter().map(String::as_str))))
+}
 
-    // 4. Images without a name: say so, and name them if asked.
+/// Warns about each image the archive has no name for, records its nameless load, and names
+/// it: with `--restore-tags` from the ledger (tags that point nowhere now), else says how.
+#[allow(clippy::too_many_arguments)]
+async fn name_nameless(
+    engine: &Engine,
+    ledger: &dyn Ledger,
+    identity: &EngineIdentity,
+    s: &LoadSettings,
+    source: &Source,
+    images: &[ArchiveImage],
+    facts: &ArchiveFacts,
+    record: &mut Record,
+    placed: &mut Vec<Placed>,
+) -> Result<Vec<String>, Error> {
     let mut hints = Vec::new();
     for id in archive::nameless(images) {
-        let mut e = archive_event(EventKind::Load);
-        e.image_id = Some(id.to_string());
-        e.outcome = Some(OUTCOME_NAMELESS.into());
-        events.push(e);
-        note(&format!(
+        record.push(Event::archive(
+            &identity.id,
+            record.now(),
+            EventKind::Load,
+            None,
+            id.as_str(),
+            None,
+            facts,
+        ));
+        ui::note(format!(
             "warning: {} has no name in {}: it is <none>:<none> now",
             id.short(),
             source.shown.display()
         ));
-        let history = store.image_events(&identity.id, id.as_str())?;
+        let history = ledger.image_events(&identity.id, id.as_str())?;
         let mut free = Vec::new();
-        let mut elsewhere = Vec::new();
-        for tag in ledger::tags_of_image(&history, &identity.id, id.as_str()) {
+        let mut elsewhere = false;
+        for tag in event::tags_of_image(&history, &identity.id, id.as_str()) {
             match engine.inspect(&tag).await?.map(|i| i.id) {
                 None => free.push(tag),
                 Some(other) if other == *id => {}
-                Some(other) => elsewhere.push((tag, other)),
+                Some(other) => {
+                    elsewhere = true;
+                    ui::note(format!(
+                        "  the ledger knows it as {tag}, which is on {} now: not moved",
+                        other.short()
+                    ));
+                }
             }
         }
-        for (tag, other) in &elsewhere {
-            note(&format!(
-                "  the ledger knows it as {tag}, which is on {} now: not moved",
-                other.short()
-            ));
-        }
-        if args.restore_tags {
+        if s.restore_tags {
             for tag in free {
-                engine.tag(id, &tag).await?;
-                placed.push(Placed {
-                    tag,
-                    id: id.clone(),
-                    before: None,
-                    kind: EventKind::Tag,
-                    how: "restored from the ledger",
-                });
+                let tag = Tag::from_normalised(tag);
+                placed.push(put_tag(engine, id, &tag, "restored from the ledger").await?);
             }
         } else if !free.is_empty() {
-            note(&format!("  the ledger knows it as {}", free.join(", ")));
-            hints.push(format!(
-                "`imgguard load{} --restore-tags` puts {} back",
-                source.recorded.as_ref().map_or(String::new(), |_| format!(
-                    " -i {}",
-                    crate::core::naming::quote(&source.shown.to_string_lossy())
-                )),
-                if free.len() == 1 { "it" } else { "them" }
-            ));
-        } else if extra.is_empty() && elsewhere.is_empty() {
+            ui::note(format!("  the ledger knows it as {}", free.join(", ")));
+            let input = source.recorded.as_ref().map_or(String::new(), |_| {
+                format!(" -i {}", naming::quote(&source.shown.to_string_lossy()))
+            });
+            let it = if free.len() == 1 { "it" } else { "them" };
+            hints.push(format!("`imgguard load{input} --restore-tags` puts {it} back"));
+        } else if s.tags.is_empty() && !elsewhere {
             hints.push("the ledger knows no tag for it: name it with `--tag NAME:TAG`".into());
         }
     }
-    for tag in extra {
-        let id = &images[0].id;
-        let before = engine.inspect(tag.as_str()).await?.map(|i| i.id);
-        engine.tag(id, tag.as_str()).await?;
-        placed.push(Placed {
-            tag: tag.as_str().to_string(),
-            id: id.clone(),
-            before,
-            kind: EventKind::Tag,
-            how: "tagged (--tag)",
-        });
-    }
-    for p in placed.iter().filter(|p| p.kind == EventKind::Tag) {
-        let mut e = Event::new(&identity.id, now, EventKind::Tag);
-        e.tag = Some(p.tag.clone());
-        e.image_id = Some(p.id.to_string());
-        e.previous_id = p.before.as_ref().map(ToString::to_string);
-        events.push(e);
-    }
-
-    // 5. The images whose tags the load took: the build's removal policy, never forced.
-    let candidates: Vec<Candidate> = placed
-        .iter()
-        .filter_map(|p| {
-            let b = p.before.as_ref()?;
-            (*b != p.id).then(|| Candidate {
-                image: b.clone(),
-                left_by: vec![(p.tag.clone(), p.id.clone())],
-            })
-        })
-        .collect();
-    let decisions = if candidates.is_empty() {
-        Vec::new()
-    } else {
-        let snap = snapshot(&engine, &candidates).await?;
-        apply(&engine, policy::plan(&candidates, &snap, rules)).await?
-    };
-    for d in &decisions {
-        events.push(fate_event(&identity.id, now, d));
-    }
-    store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
-
-    print_placed(&placed, &decisions, &said);
-    for h in hints {
-        note(&h);
-    }
-    note(&format!(
-        "loaded {} image{} from {}: {}, sha256 {}",
-        images.len(),
-        if images.len() == 1 { "" } else { "s" },
-        source.shown.display(),
-        transfer::human_size(archive_size),
-        sha256
-    ));
-    Ok(Outcome::Ok)
+    Ok(hints)
 }
 
 /// Reads the file in [`UPLOAD_CHUNK`]s into the upload, hashing as it goes; stops when the upload
@@ -371,8 +352,8 @@ fn read_all(
     }
 }
 
-fn print_placed(placed: &[Placed], decisions: &[Decision], said: &archive::LoadMessages) {
-    let fate = |id: &ImageId| super::build::fate_text(decisions, id);
+fn print_placed(placed: &[Placed], decisions: &[Decision], said: &LoadMessages) {
+    let fate = |id: &ImageId| policy::fate_text(decisions, id);
     for p in placed {
         let line = match &p.before {
             None => format!("{}  (new) → {}  {}", p.tag, p.id.short(), p.how),
@@ -386,10 +367,6 @@ fn print_placed(placed: &[Placed], decisions: &[Decision], said: &archive::LoadM
                 format!("{}  {} → {}  {}{took}  {}", p.tag, b.short(), p.id.short(), p.how, fate(b))
             }
         };
-        note(&line);
+        ui::note(line);
     }
-}
-
-fn note(msg: &str) {
-    let _ = writeln!(io::stderr(), "imgguard: {msg}");
 }

@@ -1,29 +1,22 @@
-//! `imgguard prune`: removes the dangling images nothing needs. The plan (pure,
-//! [`crate::core::dangling::plan_prune`]) is printed first; `--dry-run` stops there and changes neither
-//! images nor the ledger. Each removal looks at the image once more just before it and is never
-//! forced; the daemon's refusal is reported as kept, in its words. One prune at a time per ledger.
-
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
-use std::path::PathBuf;
+//! `imgguard prune`: removes the dangling images nothing needs. Take the prune lock (one prune
+//! per ledger) → observe (the survey) → plan (pure, [`crate::core::dangling::plan_prune`]),
+//! printed first; `--dry-run` stops there and changes neither images nor the ledger → apply (the
+//! one removal path: re-checked, never forced; the daemon's refusal is reported as kept) →
+//! record in one transaction → report.
 
 use serde::Serialize;
 
-use super::explain::{human_size, json_image, survey, JsonImage};
-use crate::cli::{Format, PruneArgs};
-use crate::config::Config;
-use crate::core::dangling::{self, Explained, PruneKeep, PruneRules};
-use crate::core::event::{Event, EventKind};
-use crate::engine::{Engine, Removal};
+use crate::cli::Format;
+use crate::core::dangling::{self, PruneDecision};
+use crate::core::event::ReasonKind;
+use crate::core::policy::Verdict;
 use crate::error::{Error, Outcome};
-use crate::ledger::sqlite::{self as store, Store};
-
-/// What became of one planned removal.
-enum Done {
-    Removed,
-    Gone,
-    Kept(String),
-}
+use crate::flow::observe::{self, Survey};
+use crate::flow::{apply, record::Record};
+use crate::host;
+use crate::ledger::Ledger;
+use crate::settings::PruneSettings;
+use crate::ui::{self, explained, Progress};
 
 #[derive(Serialize)]
 struct JsonReport<'a> {
@@ -35,206 +28,137 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 struct JsonPruned<'a> {
     #[serde(flatten)]
-    image: JsonImage<'a>,
+    image: explained::JsonImage<'a>,
     /// `remove` (dry run), `removed`, `gone`, or `kept`.
     action: &'static str,
 }
 
 /// Runs the command.
-pub fn run(args: &PruneArgs, config: &Config) -> Result<Outcome, Error> {
-    let min_age_ms = dangling::parse_duration(&args.min_age)
-        .map_err(|e| Error::Usage(format!("--min-age: {e}")))?;
-    let rules = PruneRules {
-        keep: args.keep,
-        min_age_ms,
-        unknown: args.unknown,
-        protect: config.file.protect.clone(),
+pub fn run(s: &PruneSettings) -> Result<Outcome, Error> {
+    // A dry run must change nothing, not even create the ledger.
+    let mut ledger = if s.dry_run { host::existing_ledger()? } else { Some(host::ledger()?) };
+    let lock = match ledger.as_deref() {
+        Some(l) => l.prune_lock()?,
+        None => crate::ledger::prune_lock_without_ledger(&host::env_var)?,
     };
-    let path = store::default_path(&super::env_var)?;
-    let Some(_lock) = lock(&path)? else {
-        eprintln!(
-            "imgguard: another imgguard prune is running on this ledger ({}); try again later",
-            path.display()
-        );
+    let Some(lock) = lock else {
+        let place = match ledger.as_deref() {
+            Some(l) => l.location(),
+            None => crate::ledger::location(&host::env_var)?.display().to_string(),
+        };
+        ui::note(format!(
+            "another imgguard prune is running on this ledger ({place}); try again later"
+        ));
         return Ok(Outcome::Refused);
     };
-    // A dry run must change nothing, not even create the ledger.
-    let mut store =
-        if args.dry_run { super::open_existing_ledger()? } else { Some(Store::open(&path)?) };
-    super::runtime()?.block_on(prune(args, &rules, store.as_mut()))
+    let ledger = ledger.as_deref_mut().map(|l| l as &mut dyn Ledger);
+    let outcome = host::runtime()?.block_on(prune(s, ledger));
+    drop(lock);
+    outcome
 }
 
-/// Takes the prune lock beside the ledger; `None` when another prune holds it.
-fn lock(ledger: &std::path::Path) -> Result<Option<File>, Error> {
-    let path: PathBuf = ledger.with_extension("prune.lock");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Ok(None),
-        Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
-    }
-}
-
-async fn prune(
-    args: &PruneArgs,
-    rules: &PruneRules,
-    store: Option<&mut Store>,
-) -> Result<Outcome, Error> {
-    let survey = survey(store.as_deref()).await?;
-    let explained = survey.explain(&args.label);
-    let plan = dangling::plan_prune(&explained, rules, survey.now);
-    let human = args.format == Format::Human;
+async fn prune(s: &PruneSettings, ledger: Option<&mut dyn Ledger>) -> Result<Outcome, Error> {
+    let survey = observe::survey(ledger.as_deref()).await?;
+    let mut plan = dangling::plan_prune(survey.explain(&s.labels), &s.rules, survey.now);
+    let human = s.format == Format::Human;
     if human {
-        print_plan(&explained, &plan, args.dry_run);
+        print_plan(&plan, s.dry_run)?;
     }
-    if args.dry_run {
+    if s.dry_run {
         if !human {
-            print_json(&explained, &plan, &[], true)?;
+            print_json(&plan, true)?;
         }
         return Ok(Outcome::Ok);
     }
-
-    let mut done: Vec<Option<Done>> = Vec::with_capacity(plan.len());
-    let mut events = Vec::new();
-    let bar = super::progress_bar(plan.iter().filter(|k| k.is_none()).count() as u64, "removing");
-    for (e, keep) in explained.iter().zip(&plan) {
-        if keep.is_some() {
-            done.push(None);
-            continue;
-        }
-        let outcome = remove_one(&survey.engine, e).await?;
-        bar.inc(1);
-        let mut ev = Event::new(
-            &survey.identity.id,
-            survey.now,
-            if matches!(outcome, Done::Kept(_)) { EventKind::Kept } else { EventKind::Removed },
-        );
-        ev.image_id = Some(e.image.id.to_string());
-        ev.tag = e.former_tags.first().cloned();
-        let (word, reason) = match &outcome {
-            Done::Removed => ("removed", format!("pruned: {}", e.cause)),
-            Done::Gone => ("gone", "already removed by someone else".to_string()),
-            Done::Kept(why) => ("kept", why.clone()),
-        };
-        ev.outcome = Some(word.into());
-        ev.reason = Some(reason);
-        events.push(ev);
-        if human {
-            bar.suspend(|| match &outcome {
-                Done::Removed => say!("removed {}", e.image.id.short()),
-                Done::Gone => say!("{} was already gone", e.image.id.short()),
-                Done::Kept(why) => say!("kept {}: {why}", e.image.id.short()),
-            });
-        }
-        done.push(Some(outcome));
+    let attempted = remove(&survey, &mut plan, human).await?;
+    if let Some(ledger) = ledger {
+        let mut record = Record::new(&survey.identity, survey.now);
+        record.extend(survey.moves.iter().cloned());
+        record.fates(&attempted, ReasonKind::Pruned);
+        record.commit(ledger)?;
     }
-    bar.finish_and_clear();
-    if let Some(store) = store {
-        survey.record_moves(store, &events)?;
-    }
-    let reclaimed: i64 = explained
-        .iter()
-        .zip(&done)
-        .filter(|(_, d)| matches!(d, Some(Done::Removed)))
-        .map(|(e, _)| e.image.size)
-        .sum();
-    let removed = done.iter().filter(|d| matches!(d, Some(Done::Removed))).count();
     if human {
-        say!("reclaimed {} ({removed} images)", human_size(reclaimed));
+        let removed: Vec<&PruneDecision> =
+            plan.iter().filter(|d| d.verdict == Verdict::Remove).collect();
+        let reclaimed: i64 = removed.iter().map(|d| d.explained.image.size).sum();
+        ui::say(format!("reclaimed {} ({} images)", ui::size_i64(reclaimed), removed.len()))?;
     } else {
-        print_json(&explained, &plan, &done, false)?;
+        print_json(&plan, false)?;
     }
     Ok(Outcome::Ok)
 }
 
-/// Looks once more, then removes without force.
-async fn remove_one(engine: &Engine, e: &Explained) -> Result<Done, Error> {
-    match engine.inspect(e.image.id.as_str()).await? {
-        None => return Ok(Done::Gone),
-        Some(info) if !info.repo_tags.is_empty() => {
-            return Ok(Done::Kept(format!("tagged meanwhile as {}", info.repo_tags.join(", "))));
+/// Removes what the plan lets go, one by one, with progress on a terminal; returns the
+/// decisions it acted on, with what became of each.
+async fn remove(
+    survey: &Survey,
+    plan: &mut [PruneDecision],
+    human: bool,
+) -> Result<Vec<PruneDecision>, Error> {
+    let len = plan.iter().filter(|d| d.verdict == Verdict::Remove).count() as u64;
+    let bar = ui::progress(&Progress::Items { len, what: "removing" });
+    let mut lines = Vec::new();
+    let mut attempted = Vec::new();
+    apply::apply(&survey.engine, plan, |d| {
+        bar.inc(1);
+        attempted.push(d.clone());
+        let id = d.explained.image.id.short();
+        let line = match &d.verdict {
+            Verdict::Remove => format!("removed {id}"),
+            Verdict::Gone => format!("{id} was already gone"),
+            Verdict::Keep(why) => format!("kept {id}: {why}"),
+        };
+        if human {
+            bar.suspend(|| lines.push(ui::say(&line)));
         }
-        Some(_) => {}
-    }
-    Ok(match engine.remove(&e.image.id).await? {
-        Removal::Removed { .. } => Done::Removed,
-        Removal::Gone => Done::Gone,
-        Removal::Conflict(msg) => Done::Kept(format!("the daemon refused: {msg}")),
     })
+    .await?;
+    bar.finish_and_clear();
+    lines.into_iter().collect::<Result<(), Error>>()?;
+    Ok(attempted)
 }
 
-fn print_plan(explained: &[Explained], plan: &[Option<PruneKeep>], dry_run: bool) {
-    let mut out = std::io::stdout().lock();
-    let reclaimable: i64 =
-        explained.iter().zip(plan).filter(|(_, k)| k.is_none()).map(|(e, _)| e.image.size).sum();
-    let n = plan.iter().filter(|k| k.is_none()).count();
-    let _ = writeln!(
-        out,
-        "{} {n} of {} dangling images, {}:",
+fn print_plan(plan: &[PruneDecision], dry_run: bool) -> Result<(), Error> {
+    let going: Vec<&PruneDecision> = plan.iter().filter(|d| d.verdict == Verdict::Remove).collect();
+    let reclaimable: i64 = going.iter().map(|d| d.explained.image.size).sum();
+    ui::say(format!(
+        "{} {} of {} dangling images, {}:",
         if dry_run { "would remove" } else { "removing" },
-        explained.len(),
-        human_size(reclaimable)
-    );
-    for (e, keep) in explained.iter().zip(plan) {
-        let verdict = match keep {
+        going.len(),
+        plan.len(),
+        ui::size_i64(reclaimable)
+    ))?;
+    for d in plan {
+        let verdict = match d.keep() {
             None => "remove".to_string(),
             Some(k) => format!("keep: {k}"),
         };
-        let _ = writeln!(
-            out,
-            "  {:<19}  {:>9}  {:<15}  {verdict}",
-            e.image.id.short(),
-            human_size(e.image.size),
-            e.cause.name()
-        );
+        ui::say(format!(
+            "  {:<19}  {:>10}  {:<15}  {verdict}",
+            d.explained.image.id.short(),
+            ui::size_i64(d.explained.image.size),
+            d.explained.cause.name()
+        ))?;
     }
+    Ok(())
 }
 
-fn print_json(
-    explained: &[Explained],
-    plan: &[Option<PruneKeep>],
-    done: &[Option<Done>],
-    dry_run: bool,
-) -> Result<(), Error> {
+fn print_json(plan: &[PruneDecision], dry_run: bool) -> Result<(), Error> {
     let mut reclaimed = 0;
-    let images = explained
+    let images = plan
         .iter()
-        .zip(plan)
-        .enumerate()
-        .map(|(i, (e, keep))| {
-            let mut image = json_image(e, keep.as_ref());
-            let action = match done.get(i) {
-                _ if dry_run && keep.is_none() => {
-                    reclaimed += e.image.size;
-                    "remove"
-                }
-                Some(Some(Done::Removed)) => {
-                    reclaimed += e.image.size;
-                    "removed"
-                }
-                Some(Some(Done::Gone)) => "gone",
-                Some(Some(Done::Kept(why))) => {
-                    image.removable = false;
-                    image.reason = Some(why.clone());
-                    "kept"
-                }
-                _ => "kept",
+        .map(|d| {
+            let action = match &d.verdict {
+                Verdict::Remove if dry_run => "remove",
+                Verdict::Remove => "removed",
+                Verdict::Gone => "gone",
+                Verdict::Keep(_) => "kept",
             };
-            JsonPruned { image, action }
+            if matches!(action, "remove" | "removed") {
+                reclaimed += d.explained.image.size;
+            }
+            JsonPruned { image: explained::json_image(d), action }
         })
         .collect();
-    let report = JsonReport { dry_run, reclaimed_bytes: reclaimed, images };
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &report)
-        .map_err(|e| Error::Other(format!("cannot write JSON: {e}")))?;
-    let _ = writeln!(out);
-    Ok(())
+    ui::json(&JsonReport { dry_run, reclaimed_bytes: reclaimed, images })
 }

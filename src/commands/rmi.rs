@@ -1,101 +1,100 @@
-//! `imgguard rmi REF…`: removal that never leaves a `<none>` image in use behind. If a container
-//! uses the image and the reference is its last name, refuse (exit 1) and name the container;
-//! `docker rmi -f` would untag it and leave it dangling. There is no force option. A tag of an
-//! image that keeps other tags is only untagged, as docker does. Every change is recorded.
+//! `imgguard rmi REF…`: removal that never leaves a `<none>` image in use behind. Observe (every
+//! reference must exist; one container list) → for each: apply (looked at once more, refused if
+//! a container uses the image and this is its last name, else removed without force; a tag of an
+//! image that keeps other tags is only untagged, as docker does) → record → report. There is no
+//! force option; a refusal exits 1.
 
-use std::collections::BTreeSet;
-
-use crate::cli::RmiArgs;
-use crate::core::event::{Event, EventKind};
-use crate::core::policy::{rmi_verdict, RmiVerdict};
-use crate::core::reference::{Reference, Tag};
-use crate::engine::{ImageInfo, RemovedRef};
+use crate::core::event::Event;
+use crate::core::image::{ImageInfo, Removal};
+use crate::core::reference::Tag;
+use crate::engine::Engine;
 use crate::error::{Error, Outcome};
+use crate::flow::apply::{self, RmiResult};
+use crate::flow::{observe, record::Record};
+use crate::host;
+use crate::settings::{RmiRef, RmiSettings};
+use crate::ui;
 
 /// Runs the command.
-pub fn run(args: &RmiArgs) -> Result<Outcome, Error> {
-    // Every reference is checked before anything is removed.
-    let mut refs = Vec::with_capacity(args.refs.len());
-    for r in &args.refs {
-        let parsed = Reference::parse(r).map_err(|e| Error::Usage(e.to_string()))?;
-        let (text, by_tag) = match parsed {
-            Reference::Id(id) => (id, false),
-            Reference::Named { digest: Some(_), .. } => (r.clone(), false),
-            Reference::Named { .. } => {
-                (Tag::parse(r).map_err(|e| Error::Usage(e.to_string()))?.to_string(), true)
-            }
-        };
-        refs.push((text, by_tag));
+pub fn run(s: &RmiSettings) -> Result<Outcome, Error> {
+    host::runtime()?.block_on(rmi(s))
+}
+
+async fn rmi(s: &RmiSettings) -> Result<Outcome, Error> {
+    let engine = observe::connect().await?;
+    let (identity, containers) = tokio::join!(engine.identity(), engine.containers());
+    let (identity, containers) = (identity?, containers?);
+    let mut targets: Vec<(RmiRef, ImageInfo)> = Vec::with_capacity(s.refs.len());
+    for r in &s.refs {
+        targets.push(resolve(&engine, r).await?);
     }
-    super::runtime()?.block_on(async {
-        let engine = super::connect().await?;
-        let (identity, containers) = tokio::join!(engine.identity(), engine.containers());
-        let (identity, containers) = (identity?, containers?);
-        let mut infos: Vec<ImageInfo> = Vec::with_capacity(refs.len());
-        for (r, _) in &refs {
-            match engine.inspect(r).await? {
-                Some(info) => infos.push(info),
-                None => return Err(Error::Usage(format!("no such image: {r}"))),
+    // Opened only once every reference is known to exist: a refused call creates nothing.
+    let mut ledger = host::ledger()?;
+    let mut record = Record::new(&identity, host::now_ms());
+    let mut refused = false;
+    for (r, info) in &targets {
+        let result = apply::remove_reference(&engine, &r.text, r.by_tag, info, &containers).await?;
+        refused |= report(&mut record, r, info, result)?;
+    }
+    record.commit(ledger.as_mut())?;
+    Ok(if refused { Outcome::Refused } else { Outcome::Ok })
+}
+
+/// The image a reference names. A bare hex name that is no tag is read as a short image ID, as
+/// docker does.
+async fn resolve(engine: &Engine, r: &RmiRef) -> Result<(RmiRef, ImageInfo), Error> {
+    if let Some(info) = engine.inspect(&r.text).await? {
+        return Ok((r.clone(), info));
+    }
+    if let Some(short) = &r.short_id {
+        if let Some(info) = engine.inspect(short).await? {
+            let hex = info.id.as_str().trim_start_matches("sha256:");
+            if hex.starts_with(short.as_str()) {
+                let by_id = RmiRef { text: info.id.to_string(), by_tag: false, short_id: None };
+                return Ok((by_id, info));
             }
         }
-        // Opened only once every reference is known to exist: a refused call creates nothing.
-        let mut store = super::open_ledger()?;
-        let now = super::now_ms();
-        let mut events = Vec::new();
-        let mut refused = false;
-        for ((r, by_tag), info) in refs.iter().zip(&infos) {
-            let users: BTreeSet<(String, String)> = containers
-                .iter()
-                .filter(|c| c.image_id == info.id)
-                .map(|c| (c.name.clone(), c.state.clone()))
-                .collect();
-            let users: Vec<(String, String)> = users.into_iter().collect();
-            // The tags may have changed since the inspect above, through an earlier operand.
-            let tags = match engine.inspect(info.id.as_str()).await? {
-                Some(now) => now.repo_tags,
-                None => {
-                    say!("{r}: already gone");
-                    continue;
-                }
-            };
-            if let RmiVerdict::Refuse(reason) = rmi_verdict(*by_tag, &tags, &users) {
-                eprintln!(
-                    "imgguard: refusing to remove {r}: {} {reason}; removing it would leave a \
-                     <none> image behind (stop and remove the container first)",
-                    info.id.short()
-                );
-                refused = true;
-                continue;
-            }
-            match engine.remove_reference(r).await? {
-                RemovedRef::Done { untagged, deleted } => {
-                    for t in &untagged {
-                        say!("untagged {t}");
-                        let mut e = Event::new(&identity.id, now, EventKind::Untag);
-                        e.tag = Some(Tag::parse(t).map_or_else(|_| t.clone(), |t| t.to_string()));
-                        e.previous_id = Some(info.id.to_string());
-                        e.reason = Some("imgguard rmi".into());
-                        events.push(e);
-                    }
-                    for d in &deleted {
-                        say!("removed {d}");
-                        let mut e = Event::new(&identity.id, now, EventKind::Removed);
-                        e.image_id = Some(d.clone());
-                        e.outcome = Some("removed".into());
-                        e.reason = Some(format!("imgguard rmi {r}"));
-                        events.push(e);
-                    }
-                }
-                RemovedRef::Conflict(msg) => {
-                    eprintln!("imgguard: the daemon refused to remove {r}: {msg}");
-                    refused = true;
-                }
-                RemovedRef::NotFound => say!("{r}: already gone"),
-            }
+    }
+    Err(Error::Usage(format!("no such image: {}", r.text)))
+}
+
+/// Says and records what became of one reference; true when it was refused.
+fn report(
+    record: &mut Record,
+    r: &RmiRef,
+    info: &ImageInfo,
+    result: RmiResult,
+) -> Result<bool, Error> {
+    let (engine, now) = (record.engine().to_string(), record.now());
+    match result {
+        RmiResult::Refused(reason) => {
+            ui::note(format!(
+                "refusing to remove {}: {} {reason}; removing it would leave a <none> image \
+                 behind (stop and remove the container first)",
+                r.text,
+                info.id.short()
+            ));
+            Ok(true)
         }
-        if !events.is_empty() {
-            store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
+        RmiResult::Done(Removal::Removed { untagged, deleted }) => {
+            for t in &untagged {
+                ui::say(format!("untagged {t}"))?;
+                let tag = Tag::parse(t).map_or_else(|_| t.clone(), |t| t.to_string());
+                record.push(Event::untag(&engine, now, &tag, info.id.as_str()));
+            }
+            for d in &deleted {
+                ui::say(format!("removed {d}"))?;
+                record.push(Event::removed_by_rmi(&engine, now, d, &r.text));
+            }
+            Ok(false)
         }
-        Ok(if refused { Outcome::Refused } else { Outcome::Ok })
-    })
+        RmiResult::Done(Removal::Conflict(msg)) => {
+            ui::note(format!("the daemon refused to remove {}: {msg}", r.text));
+            Ok(true)
+        }
+        RmiResult::Done(Removal::Gone) => {
+            ui::say(format!("{}: already gone", r.text))?;
+            Ok(false)
+        }
+    }
 }

@@ -8,186 +8,150 @@
 //! → check → fsync → rename into place (mode 0600) → record in one transaction.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::transfer::{self, BigWrites, Hashing};
-use crate::cli::SaveArgs;
 use crate::core::archive::{self, scan::Scanner, Expected};
-use crate::core::event::{self as ledger, Event, EventKind, OUTCOME_NAMELESS};
-use crate::core::naming::{self, Operand, Resolution, Resolved};
-use crate::engine::{Engine, ImageId};
+use crate::core::event::{self, ArchiveFacts, ReasonKind};
+use crate::core::image::ImageId;
+use crate::core::naming::{self, Operand, Resolution, Resolved, SavePlan};
+use crate::engine::Engine;
 use crate::error::{Error, Outcome};
+use crate::flow::{observe, record::Record};
+use crate::host;
+use crate::ledger::Ledger;
+use crate::settings::SaveSettings;
+use crate::transfer::{BigWrites, Hashing};
+use crate::ui::{self, Progress};
 
 /// Runs the command.
-pub fn run(args: &SaveArgs) -> Result<Outcome, Error> {
-    // Input errors first, before the daemon is asked anything.
-    if let Some(dir) = args.output.as_deref().filter(|p| p.is_dir()) {
-        return Err(Error::Usage(format!("{}: is a directory", dir.display())));
-    }
-    if args.output.is_none() && io::stdout().is_terminal() {
-        return Err(Error::Usage(
-            "cowardly refusing to save to a terminal. Use the -o flag or redirect".into(),
-        ));
-    }
-    let operands = args
-        .images
-        .iter()
-        .map(|i| naming::classify(i).map(|o| (i.clone(), o)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    super::runtime()?.block_on(save(args, &operands))
+pub fn run(s: &SaveSettings) -> Result<Outcome, Error> {
+    host::runtime()?.block_on(save(s))
 }
 
-async fn save(args: &SaveArgs, operands: &[(String, Operand)]) -> Result<Outcome, Error> {
-    let engine = super::connect().await?;
+async fn save(s: &SaveSettings) -> Result<Outcome, Error> {
+    let engine = observe::connect().await?;
     let identity = engine.identity().await?;
-    let mut store = super::open_ledger()?;
-
-    // 1. What each operand names.
-    let mut resolved = Vec::with_capacity(operands.len());
-    for (input, op) in operands {
-        resolved.push(resolve(&engine, &store, &identity.id, input, op).await?);
+    let mut ledger = host::ledger()?;
+    // 1. What each operand names; 2. refuse, or know what the archive must hold.
+    let mut resolved = Vec::with_capacity(s.operands.len());
+    for (input, op) in &s.operands {
+        resolved.push(resolve(&engine, ledger.as_ref(), &identity.id, input, op).await?);
     }
-
-    // 2. Refuse, or know what the archive must hold.
-    let plan = naming::plan_save(&resolved, args.allow_id);
-    let output = args.output.as_deref();
+    let plan = naming::plan_save(&resolved, s.allow_id);
+    let output = s.output.as_deref();
     if !plan.refused.is_empty() {
         let shown = output.map(|p| p.to_string_lossy().into_owned());
         for line in naming::refusal_lines(&resolved, &plan, shown.as_deref()) {
-            note(&line);
+            ui::note(line);
         }
         return Ok(Outcome::Refused);
     }
-    for r in &resolved {
+    explain_plan(&resolved, &plan);
+    // 3. Stream, check, put in place.
+    let shown = output.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
+    let written = transfer(&engine, &plan, output, &shown).await?;
+    // 4. Record: tags the daemon shows where the ledger did not expect them were moved outside
+    //    imgguard; then one save event per tag, one per nameless image.
+    let now = host::now_ms();
+    let seen = naming::seen_tags(&resolved, &plan);
+    let tags: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
+    let known = ledger.tag_events(Some(&identity.id), &tags)?;
+    let observed: Vec<(&str, Option<&str>)> =
+        seen.iter().map(|(t, id)| (t.as_str(), Some(id.as_str()))).collect();
+    let facts = ArchiveFacts {
+        path: output.map(absolute).map(|p| p.to_string_lossy().into_owned()),
+        sha256: Some(written.sha256.clone()),
+        size: i64::try_from(written.size).ok(),
+    };
+    let mut record = Record::new(&identity, now);
+    record.extend(event::unexpected_moves(
+        &known,
+        &identity.id,
+        &observed,
+        now,
+        ReasonKind::TaggedOutside,
+        true,
+    ));
+    record.extend(naming::save_events(&identity.id, now, &plan, &facts));
+    record.commit(ledger.as_mut())?;
+    ui::note(format!(
+        "saved {} to {shown}: {}, sha256 {}",
+        naming::saved_summary(&plan),
+        ui::size(written.size),
+        written.sha256
+    ));
+    Ok(Outcome::Ok)
+}
+
+/// Says what a bare repository name expands to, and warns about images saved without a name.
+fn explain_plan(resolved: &[Resolved], plan: &SavePlan) {
+    for r in resolved {
         if let Resolution::Named(tags) = &r.resolution {
             if !tags.iter().any(|(t, _)| *t == r.operand) {
                 let list: Vec<&str> = tags.iter().map(|(t, _)| t.as_str()).collect();
-                note(&format!("{}: every tag of the repository: {}", r.operand, list.join(", ")));
+                ui::note(format!(
+                    "{}: every tag of the repository: {}",
+                    r.operand,
+                    list.join(", ")
+                ));
             }
         }
     }
     for id in &plan.nameless {
-        note(&format!(
+        ui::note(format!(
             "warning: {} is saved by ID (--allow-id): the archive has no name for it, and \
              `docker load` will give <none>:<none> (`imgguard load --restore-tags` gives back the \
              tags the ledger knows)",
             id.short()
         ));
     }
+}
 
-    // 3. Stream, check, put in place.
+/// Streams the archive to `output` (a temporary file renamed into place) or to stdout, with
+/// progress on a terminal and one plain line elsewhere.
+async fn transfer(
+    engine: &Engine,
+    plan: &SavePlan,
+    output: Option<&Path>,
+    shown: &str,
+) -> Result<Written, Error> {
     let names: Vec<String> = plan
         .expected
         .iter()
         .flat_map(|e| if e.tags.is_empty() { vec![e.id.to_string()] } else { e.tags.clone() })
         .collect();
-    let total: u64 = {
-        let mut sum = 0u64;
-        for e in &plan.expected {
-            if let Some(info) = engine.inspect(e.id.as_str()).await? {
-                sum += info.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
-            }
+    let mut total = 0u64;
+    for e in &plan.expected {
+        if let Some(info) = engine.inspect(e.id.as_str()).await? {
+            total += info.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
         }
-        sum
-    };
+    }
     // The temporary file beside the target, before anything is said: an unwritable directory
     // is one line.
     let temp = output.map(temp_beside).transpose()?;
-    let shown = output.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
-    let bar = transfer::progress(total, &format!("saving to {shown}"));
+    let bar = ui::progress(&Progress::Bytes { total, what: &format!("saving to {shown}") });
     if bar.is_hidden() {
-        note(&format!(
-            "saving {} (about {}) to {shown}",
-            names.join(", "),
-            transfer::human_size(total)
-        ));
+        ui::note(format!("saving {} (about {}) to {shown}", names.join(", "), ui::size(total)));
     }
     let written = match (output, temp) {
         (Some(path), Some(temp)) => {
-            save_to_file(&engine, &names, &plan.expected, temp, path, &bar).await?
+            save_to_file(engine, &names, &plan.expected, temp, path, &bar).await?
         }
-        _ => save_to_stdout(&engine, &names, &plan.expected, &bar).await?,
+        _ => save_to_stdout(engine, &names, &plan.expected, &bar).await?,
     };
     bar.finish_and_clear();
-
-    // 4. Record: one save event per tag, one per nameless image; tags the daemon shows where
-    // the ledger did not expect them were moved outside imgguard.
-    let now = super::now_ms();
-    // The tags seen on each image: those saved, and for an image saved by ID the tags it has in
-    // the daemon, so that a later nameless load can name them (`load --restore-tags`) even when
-    // the image was tagged by plain docker.
-    let mut seen: Vec<(&str, &ImageId)> = Vec::new();
-    for e in &plan.expected {
-        seen.extend(e.tags.iter().map(|t| (t.as_str(), &e.id)));
-    }
-    for r in &resolved {
-        if let Resolution::ByIdOnly { id, tags_now, .. } = &r.resolution {
-            if plan.nameless.contains(id) {
-                seen.extend(tags_now.iter().map(|t| (t.as_str(), id)));
-            }
-        }
-    }
-    seen.dedup();
-    let tags: Vec<&str> = seen.iter().map(|(t, _)| *t).collect();
-    let known = store.events(Some(&identity.id), &tags)?;
-    let archive_path = output.map(absolute).map(|p| p.to_string_lossy().into_owned());
-    let mut events = Vec::new();
-    for (tag, id) in &seen {
-        let recorded = ledger::current(&known, &identity.id, tag);
-        if recorded != Some(id.as_str()) {
-            let mut m = Event::new(&identity.id, now, EventKind::MovedOutside);
-            m.tag = Some((*tag).to_string());
-            m.image_id = Some(id.to_string());
-            m.previous_id = recorded.map(str::to_string);
-            m.reason = Some("tagged outside imgguard (seen by save)".into());
-            events.push(m);
-        }
-    }
-    for e in &plan.expected {
-        let tags: Vec<Option<&String>> =
-            if e.tags.is_empty() { vec![None] } else { e.tags.iter().map(Some).collect() };
-        for tag in tags {
-            let mut ev = Event::new(&identity.id, now, EventKind::Save);
-            ev.tag = tag.cloned();
-            ev.image_id = Some(e.id.to_string());
-            ev.outcome = tag.is_none().then(|| OUTCOME_NAMELESS.to_string());
-            ev.archive_path.clone_from(&archive_path);
-            ev.archive_sha256 = Some(written.sha256.clone());
-            ev.archive_size = i64::try_from(written.size).ok();
-            events.push(ev);
-        }
-    }
-    store.append(Some((&identity.id, &identity.name, &engine.endpoint().host)), &events)?;
-    let what: Vec<String> = plan
-        .expected
-        .iter()
-        .map(|e| {
-            if e.tags.is_empty() {
-                format!("{} (no name)", e.id.short())
-            } else {
-                format!("{} ({})", e.tags.join(", "), e.id.short())
-            }
-        })
-        .collect();
-    note(&format!(
-        "saved {} to {shown}: {}, sha256 {}",
-        what.join(", "),
-        transfer::human_size(written.size),
-        written.sha256
-    ));
-    Ok(Outcome::Ok)
+    Ok(written)
 }
 
 /// Asks the daemon (and, for an ID, the ledger) what one operand names.
 async fn resolve(
     engine: &Engine,
-    store: &crate::ledger::sqlite::Store,
+    ledger: &dyn Ledger,
     engine_id: &str,
     input: &str,
     op: &Operand,
@@ -195,8 +159,8 @@ async fn resolve(
     let missing = || Error::Other(format!("no such image: {input}"));
     let by_id = |id: ImageId, tags_now: Vec<String>| async move {
         let mut before = Vec::new();
-        let events = store.image_events(engine_id, id.as_str())?;
-        for tag in ledger::tags_of_image(&events, engine_id, id.as_str()) {
+        let events = ledger.image_events(engine_id, id.as_str())?;
+        for tag in event::tags_of_image(&events, engine_id, id.as_str()) {
             if tags_now.contains(&tag) {
                 continue;
             }
@@ -474,8 +438,4 @@ impl Syncer {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-fn note(msg: &str) {
-    let _ = writeln!(io::stderr(), "imgguard: {msg}");
 }

@@ -11,20 +11,9 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::core::build::TagChange;
 use crate::core::image::ImageId;
-use crate::core::policy::{Decision, KeepReason, Verdict};
-
-/// One tag of a finished build: where it pointed before, and after (when another build moved
-/// it on while ours ran, `after` differs from the built image).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TagChange {
-    /// The normalised tag (`app:v1`).
-    pub tag: String,
-    /// The image it pointed at before the build (`None`: a new tag).
-    pub before: Option<ImageId>,
-    /// The image it points at after the build.
-    pub after: Option<ImageId>,
-}
+use crate::core::policy::{Decision, Verdict};
 
 /// A finished, successful build as GitHub is told about it.
 #[derive(Debug, Clone, Copy)]
@@ -104,12 +93,7 @@ pub fn annotations(decisions: &[Decision]) -> Vec<String> {
         .iter()
         .filter_map(|d| {
             let Verdict::Keep(reason) = &d.verdict else { return None };
-            let level = match reason {
-                KeepReason::KeepPrevious | KeepReason::Protected { .. } => "notice",
-                KeepReason::InUse(_) | KeepReason::StillTagged(_) | KeepReason::Daemon(_) => {
-                    "warning"
-                }
-            };
+            let level = if reason.by_rule() { "notice" } else { "warning" };
             let tags: Vec<&str> = d.candidate.left_by.iter().map(|(t, _)| t.as_str()).collect();
             let message = format!(
                 "kept {} (previously {}): {reason}",
@@ -210,6 +194,7 @@ fn code(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::core::policy::Candidate;
+    use crate::core::policy::KeepReason;
 
     const OLD: &str = "sha256:aa416b5c47215b8d8b1c1c1d3e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f";
     const NEW: &str = "sha256:e4159797272a5b8d8b1c1c1d3e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f";

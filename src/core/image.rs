@@ -79,24 +79,28 @@ pub struct ContainerInfo {
     pub state: String,
 }
 
-/// Who the daemon is: image IDs only mean something per daemon.
+/// Who the daemon is: image IDs only mean something per daemon, so every ledger event carries
+/// the engine's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineIdentity {
     /// `docker info` ID (or, where a daemon reports none, the endpoint).
     pub id: String,
     /// The daemon's host name.
     pub name: String,
+    /// The endpoint it was reached at (`unix:///var/run/docker.sock`, `tcp://…`).
+    pub endpoint: String,
 }
 
-/// What a removal request ended with. Conflicts are answers, not errors: the daemon refused to
-/// remove an image that is still needed, which is exactly what imgguard wants to hear.
+/// What a removal request ended with, for an image ID or a tag. Conflicts are answers, not
+/// errors: the daemon refused to remove an image that is still needed, which is exactly what
+/// imgguard wants to hear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
-    /// Removed; the IDs the daemon deleted (the image and any parents it freed).
-    Removed { deleted: Vec<String> },
+    /// Done: the tags taken off and the image IDs deleted.
+    Removed { untagged: Vec<String>, deleted: Vec<String> },
     /// The daemon refused (409): its own words.
     Conflict(String),
-    /// Someone else removed it already (404).
+    /// Someone else removed it already.
     Gone,
 }
 

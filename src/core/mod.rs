@@ -7,12 +7,16 @@
 //! without a daemon.
 
 pub mod archive;
+pub mod build;
 pub mod build_args;
 pub mod dangling;
 pub mod event;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod github;
 pub mod guard;
 pub mod image;
+pub mod load;
 pub mod naming;
 pub mod policy;
 pub mod reference;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::core::archive::Expected;
+use crate::core::event::{ArchiveFacts, Event, EventKind};
 use crate::core::image::ImageId;
 use crate::core::reference::{Reference, ReferenceError, Tag};
 
@@ -189,6 +190,71 @@ pub fn suggest(resolved: &[Resolved], output: Option<&str>) -> Option<String> {
     Some(tag_first.join(" && "))
 }
 
+/// The tags a save saw on each image: those it saved, and for an image saved by ID (allowed)
+/// the tags it has in the daemon, so that a later nameless load can name them
+/// (`load --restore-tags`) even when plain docker tagged the image.
+pub fn seen_tags(resolved: &[Resolved], plan: &SavePlan) -> Vec<(String, ImageId)> {
+    let mut seen: Vec<(String, ImageId)> = Vec::new();
+    for e in &plan.expected {
+        seen.extend(e.tags.iter().map(|t| (t.clone(), e.id.clone())));
+    }
+    for r in resolved {
+        if let Resolution::ByIdOnly { id, tags_now, .. } = &r.resolution {
+            if plan.nameless.contains(id) {
+                seen.extend(tags_now.iter().map(|t| (t.clone(), id.clone())));
+            }
+        }
+    }
+    seen.dedup();
+    seen
+}
+
+/// The ledger events of a finished save: one per tag saved, one per image saved without a name.
+pub fn save_events(
+    engine: &str,
+    now_ms: i64,
+    plan: &SavePlan,
+    archive: &ArchiveFacts,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    for e in &plan.expected {
+        let tags: Vec<Option<&str>> = if e.tags.is_empty() {
+            vec![None]
+        } else {
+            e.tags.iter().map(|t| Some(t.as_str())).collect()
+        };
+        for tag in tags {
+            events.push(Event::archive(
+                engine,
+                now_ms,
+                EventKind::Save,
+                tag,
+                e.id.as_str(),
+                None,
+                archive,
+            ));
+        }
+    }
+    events
+}
+
+/// What a save put in the archive, for people: `app:v1, app:latest (sha256:…)`, `sha256:… (no
+/// name)`.
+pub fn saved_summary(plan: &SavePlan) -> String {
+    let what: Vec<String> = plan
+        .expected
+        .iter()
+        .map(|e| {
+            if e.tags.is_empty() {
+                format!("{} (no name)", e.id.short())
+            } else {
+                format!("{} ({})", e.tags.join(", "), e.id.short())
+            }
+        })
+        .collect();
+    what.join(", ")
+}
+
 /// Quotes a word for a POSIX shell when it needs it.
 pub fn quote(word: &str) -> String {
     let plain = !word.is_empty()
@@ -253,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_transcript_is_refused_with_the_ready_command() {
+    fn a_save_by_id_is_refused_with_the_ready_command() {
         let r = [by_id("e4159797272a", &["alpine1:v1.0"], &[])];
         let plan = plan_save(&r, false);
         assert_eq!(plan.refused, [0]);

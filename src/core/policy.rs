@@ -1,10 +1,15 @@
-//! What may be removed, and why not: a pure function of a snapshot of the daemon and the rules.
-//! It never acts, never reads the clock and never talks to the daemon; `commands/` gathers the
-//! snapshot, applies the plan and records it.
+//! What may be removed, and why not: pure functions of the facts the daemon gave and the rules.
+//! Nothing here acts, reads the clock or talks to the daemon; `crate::flow` gathers the facts,
+//! carries out the verdicts and records them.
+//!
+//! One vocabulary for every command: a [`Verdict`] is remove, keep (with a [`KeepReason`]) or
+//! gone; `build`, `load`, `prune`, `rmi` and `watch` all speak it, and the ledger stores the
+//! reason's [`KeepReason::kind`] in a column of its own.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
+use crate::core::event::ReasonKind;
 use crate::core::image::{ContainerInfo, ImageId, ImageInfo};
 
 /// An image that a tag just moved away from, so that it may have become dangling.
@@ -34,7 +39,8 @@ pub struct Rules {
     pub protect: Vec<String>,
 }
 
-/// Why an image is kept.
+/// Why an image is kept. One type for every command: the words are the same wherever they are
+/// printed, and [`KeepReason::kind`] is what the ledger stores to query by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeepReason {
     /// Removal is turned off.
@@ -45,8 +51,55 @@ pub enum KeepReason {
     InUse(Vec<(String, String)>),
     /// It still carries these tags.
     StillTagged(Vec<String>),
+    /// It was tagged between the plan and the removal.
+    TaggedMeanwhile(Vec<String>),
     /// The daemon refused the removal, in its own words (child images, …).
     Daemon(String),
+    /// Other images are built on it.
+    HasChildren,
+    /// The ledger cannot explain it and `--unknown` was not given.
+    Unknown,
+    /// It became dangling less than `--min-age` ago.
+    TooYoung { age_ms: i64, min_ms: i64 },
+    /// One of the `--keep N` most recent images of a tag.
+    Rollback { tag: String, keep: usize },
+}
+
+impl KeepReason {
+    /// The kind of the reason, stored in the ledger's `reason_kind` column.
+    pub fn kind(&self) -> ReasonKind {
+        match self {
+            KeepReason::KeepPrevious => ReasonKind::KeepPrevious,
+            KeepReason::Protected { .. } => ReasonKind::Protected,
+            KeepReason::InUse(_) => ReasonKind::InUse,
+            KeepReason::StillTagged(_) => ReasonKind::StillTagged,
+            KeepReason::TaggedMeanwhile(_) => ReasonKind::TaggedMeanwhile,
+            KeepReason::Daemon(_) => ReasonKind::DaemonRefused,
+            KeepReason::HasChildren => ReasonKind::HasChildren,
+            KeepReason::Unknown => ReasonKind::Unknown,
+            KeepReason::TooYoung { .. } => ReasonKind::TooYoung,
+            KeepReason::Rollback { .. } => ReasonKind::Rollback,
+        }
+    }
+
+    /// Whether the rules kept it (a setting said so) rather than something holding it.
+    pub fn by_rule(&self) -> bool {
+        matches!(
+            self,
+            KeepReason::KeepPrevious
+                | KeepReason::Protected { .. }
+                | KeepReason::Unknown
+                | KeepReason::TooYoung { .. }
+                | KeepReason::Rollback { .. }
+        )
+    }
+
+    /// `InUse` from containers, sorted and without duplicates.
+    pub fn in_use<'a>(containers: impl IntoIterator<Item = &'a ContainerInfo>) -> KeepReason {
+        let users: BTreeSet<(String, String)> =
+            containers.into_iter().map(|k| (k.name.clone(), k.state.clone())).collect();
+        KeepReason::InUse(users.into_iter().collect())
+    }
 }
 
 impl fmt::Display for KeepReason {
@@ -63,12 +116,47 @@ impl fmt::Display for KeepReason {
                 write!(f, "used by {noun} {}", list.join(", "))
             }
             KeepReason::StillTagged(tags) => write!(f, "still tagged {}", tags.join(", ")),
+            KeepReason::TaggedMeanwhile(tags) => {
+                write!(f, "tagged meanwhile as {}", tags.join(", "))
+            }
             KeepReason::Daemon(msg) => write!(f, "the daemon refused: {msg}"),
+            KeepReason::HasChildren => f.write_str("has child images"),
+            KeepReason::Unknown => {
+                f.write_str("unknown to imgguard (`prune --unknown` removes it)")
+            }
+            KeepReason::TooYoung { age_ms, min_ms } => write!(
+                f,
+                "younger than --min-age {} (dangling for {})",
+                format_duration(*min_ms),
+                format_duration(*age_ms)
+            ),
+            KeepReason::Rollback { tag, keep } => {
+                write!(f, "kept for rollback: one of the {keep} most recent images of {tag}")
+            }
         }
     }
 }
 
-/// The decision for one candidate.
+/// A duration for people, to the minute (to the second under a minute): `1h 5m`, `40s`.
+pub fn format_duration(ms: i64) -> String {
+    let secs = u64::try_from(ms.max(0) / 1000).unwrap_or(0);
+    let shown = if secs >= 60 { secs - secs % 60 } else { secs };
+    humantime::format_duration(std::time::Duration::from_secs(shown)).to_string()
+}
+
+/// Parses a duration as people write it (`90s`, `30m`, `1h`, `2d`, `1w`, `1h 30m`; a bare `0`)
+/// into milliseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(0);
+    }
+    let d = humantime::parse_duration(s)
+        .map_err(|_| format!("invalid duration `{s}` (use e.g. 90s, 30m, 1h, 2d)"))?;
+    i64::try_from(d.as_millis()).map_err(|_| format!("duration `{s}` is too long"))
+}
+
+/// What is to become (or became) of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Nothing holds it: remove (never forced).
@@ -86,6 +174,53 @@ pub struct Decision {
     pub candidate: Candidate,
     /// What to do with it.
     pub verdict: Verdict,
+}
+
+/// Anything that carries a verdict about one image: the one removal path
+/// (`crate::flow::apply`) takes any of them, so build, load and prune remove the same way.
+pub trait Decided {
+    /// The image concerned.
+    fn image(&self) -> &ImageId;
+    /// What is to become of it.
+    fn verdict(&self) -> &Verdict;
+    /// Replaces the verdict with what really happened.
+    fn set_verdict(&mut self, verdict: Verdict);
+    /// The tag it is known by, for the ledger.
+    fn tag(&self) -> Option<&str>;
+    /// Why it was removed, when it was (`superseded: app:v1 → sha256:…`).
+    fn removal_reason(&self) -> String;
+}
+
+impl Decided for Decision {
+    fn image(&self) -> &ImageId {
+        &self.candidate.image
+    }
+    fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+    fn set_verdict(&mut self, verdict: Verdict) {
+        self.verdict = verdict;
+    }
+    fn tag(&self) -> Option<&str> {
+        self.candidate.left_by.first().map(|(t, _)| t.as_str())
+    }
+    fn removal_reason(&self) -> String {
+        let by: Vec<String> =
+            self.candidate.left_by.iter().map(|(t, by)| format!("{t} → {}", by.short())).collect();
+        format!("superseded: {}", by.join(", "))
+    }
+}
+
+/// What the final look before a removal says: the image is gone, was tagged meanwhile, or may
+/// still go. Pure, so that every caller re-checks the same way.
+pub fn recheck(now: Option<&ImageInfo>) -> Option<Verdict> {
+    match now {
+        None => Some(Verdict::Gone),
+        Some(info) if !info.repo_tags.is_empty() => {
+            Some(Verdict::Keep(KeepReason::TaggedMeanwhile(info.repo_tags.clone())))
+        }
+        Some(_) => None,
+    }
 }
 
 /// Decides, for each candidate, whether it may go. Candidates naming the same image are merged,
@@ -122,19 +257,26 @@ fn decide(c: &Candidate, snapshot: &Snapshot, rules: &Rules) -> Verdict {
             });
         }
     }
-    let users: BTreeSet<(String, String)> = snapshot
-        .containers
-        .iter()
-        .filter(|k| k.image_id == c.image)
-        .map(|k| (k.name.clone(), k.state.clone()))
-        .collect();
+    let users: Vec<&ContainerInfo> =
+        snapshot.containers.iter().filter(|k| k.image_id == c.image).collect();
     if !users.is_empty() {
-        return Verdict::Keep(KeepReason::InUse(users.into_iter().collect()));
+        return Verdict::Keep(KeepReason::in_use(users));
     }
     if !info.repo_tags.is_empty() {
         return Verdict::Keep(KeepReason::StillTagged(info.repo_tags.clone()));
     }
     Verdict::Remove
+}
+
+/// What became of `id` in words (`removed sha256:…`, `kept sha256:…: reason`), empty when the
+/// decisions do not concern it: how build and load report each image they superseded.
+pub fn fate_text(decisions: &[Decision], id: &ImageId) -> String {
+    match decisions.iter().find(|d| d.candidate.image == *id).map(|d| &d.verdict) {
+        Some(Verdict::Remove) => format!("removed {}", id.short()),
+        Some(Verdict::Gone) => format!("{} already gone", id.short()),
+        Some(Verdict::Keep(reason)) => format!("kept {}: {reason}", id.short()),
+        None => String::new(),
+    }
 }
 
 /// What `imgguard rmi` may do with one reference.
@@ -161,56 +303,23 @@ pub fn rmi_verdict(by_tag: bool, tags: &[String], users: &[(String, String)]) ->
     RmiVerdict::Remove
 }
 
-/// Glob match of a reference against a pattern: `*` any run of characters, `?` one.
+/// Glob match of a reference against a pattern: `*` any run of characters (`/` included), `?`
+/// one. An invalid pattern matches nothing (the configuration is checked when it is read).
 pub fn matches_pattern(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
+    globset::GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(false)
+        .build()
+        .is_ok_and(|g| g.compile_matcher().is_match(text))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id(s: &str) -> ImageId {
-        ImageId::new(format!("sha256:{s}"))
-    }
+    use crate::core::fixtures::{container, id, info};
 
     fn image(s: &str, tags: &[&str]) -> (ImageId, Option<ImageInfo>) {
-        (
-            id(s),
-            Some(ImageInfo {
-                id: id(s),
-                repo_tags: tags.iter().map(|t| (*t).to_string()).collect(),
-                created: None,
-                size: Some(1),
-            }),
-        )
-    }
-
-    fn container(name: &str, img: &str, state: &str) -> ContainerInfo {
-        ContainerInfo {
-            id: format!("c-{name}"),
-            name: name.into(),
-            image_id: id(img),
-            state: state.into(),
-        }
+        (id(s), Some(info(s, tags)))
     }
 
     fn rebuilt(old: &str, tag: &str) -> Candidate {
@@ -317,5 +426,46 @@ mod tests {
         assert!(!matches_pattern("app:*", "apps:v1"));
         assert!(!matches_pattern("app:v?", "app:v10"));
         assert!(matches_pattern("app:v??", "app:v10"));
+    }
+
+    #[test]
+    fn durations_as_people_write_them() {
+        const HOUR: i64 = 3_600_000;
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("30m"), Ok(1_800_000));
+        assert_eq!(parse_duration("1h"), Ok(HOUR));
+        assert_eq!(parse_duration("2d"), Ok(48 * HOUR));
+        assert_eq!(parse_duration("1h 30m"), Ok(HOUR + 1_800_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("-1h").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("").is_err());
+        assert_eq!(format_duration(90_061_000), "1day 1h 1m");
+        assert_eq!(format_duration(5 * 60_000 + 7_000), "5m");
+        assert_eq!(format_duration(40_000), "40s");
+        assert_eq!(format_duration(-5), "0s");
+    }
+
+    #[test]
+    fn every_keep_reason_has_a_kind_and_words() {
+        let all = [
+            KeepReason::KeepPrevious,
+            KeepReason::Protected { pattern: "a:*".into(), tag: "a:1".into() },
+            KeepReason::InUse(vec![("web".into(), "running".into())]),
+            KeepReason::StillTagged(vec!["a:2".into()]),
+            KeepReason::TaggedMeanwhile(vec!["a:3".into()]),
+            KeepReason::Daemon("conflict".into()),
+            KeepReason::HasChildren,
+            KeepReason::Unknown,
+            KeepReason::TooYoung { age_ms: 60_000, min_ms: 3_600_000 },
+            KeepReason::Rollback { tag: "a:1".into(), keep: 2 },
+        ];
+        let kinds: std::collections::HashSet<ReasonKind> =
+            all.iter().map(KeepReason::kind).collect();
+        assert_eq!(kinds.len(), all.len(), "one kind per reason");
+        assert_eq!(all[4].to_string(), "tagged meanwhile as a:3");
+        assert_eq!(all[8].to_string(), "younger than --min-age 1h (dangling for 1m)");
+        assert!(all[0].by_rule() && !all[2].by_rule());
     }
 }

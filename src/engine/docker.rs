@@ -170,25 +170,6 @@ impl Engine {
             .collect())
     }
 
-    /// Removes one reference (a tag or an ID), never forced: a tag of an image that keeps other
-    /// tags is only untagged, as `docker rmi` does.
-    pub async fn remove_reference(&self, reference: &str) -> Result<RemovedRef, EngineError> {
-        let opts = RemoveImageOptions { force: false, noprune: false, platforms: None };
-        match self.docker.remove_image(reference, Some(opts), None).await {
-            Ok(items) => Ok(RemovedRef::Done {
-                untagged: familiar_tags(items.iter().filter_map(|i| i.untagged.clone()).collect()),
-                deleted: items.into_iter().filter_map(|i| i.deleted).map(full_id).collect(),
-            }),
-            Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
-                Ok(RemovedRef::Conflict(conflict_message(&message)))
-            }
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                Ok(RemovedRef::NotFound)
-            }
-            Err(e) => Err(api(&format!("remove {reference}"), &e)),
-        }
-    }
-
     /// Every container, running or not (one `list_containers(all=true)` call).
     pub async fn containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptionsBuilder::new().all(true).build();
@@ -220,12 +201,15 @@ impl Engine {
             .collect())
     }
 
-    /// Removes an image, never forced: the daemon's own conflict check is the last guard.
-    pub async fn remove(&self, id: &ImageId) -> Result<Removal, EngineError> {
-        // Never forced, and parents freed by the removal go too (noprune=false), as `docker rmi`.
+    /// Removes one reference (an image ID or a tag), never forced `[ref:never-forced]`: the
+    /// daemon's own conflict check is the last guard. A tag of an image that keeps other tags is
+    /// only untagged, as `docker rmi` does; parents freed by the removal go too
+    /// (`noprune=false`), as `docker rmi`.
+    pub async fn remove(&self, reference: &str) -> Result<Removal, EngineError> {
         let opts = RemoveImageOptions { force: false, noprune: false, platforms: None };
-        match self.docker.remove_image(id.as_str(), Some(opts), None).await {
+        match self.docker.remove_image(reference, Some(opts), None).await {
             Ok(items) => Ok(Removal::Removed {
+                untagged: familiar_tags(items.iter().filter_map(|i| i.untagged.clone()).collect()),
                 deleted: items.into_iter().filter_map(|i| i.deleted).map(full_id).collect(),
             }),
             Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
@@ -234,8 +218,17 @@ impl Engine {
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
                 Ok(Removal::Gone)
             }
-            Err(e) => Err(api(&format!("remove {}", id.short()), &e)),
+            Err(e) => Err(api(&format!("remove {}", short(reference)), &e)),
         }
+    }
+}
+
+/// A reference as people read it: an image ID shortened, anything else as it is.
+fn short(reference: &str) -> &str {
+    if reference.starts_with("sha256:") {
+        reference.get(..19).unwrap_or(reference)
+    } else {
+        reference
     }
 }
 
@@ -374,7 +367,7 @@ fn identity_of(
         // Some proxies report no ID: the endpoint is the best identity left.
         (Flavor::Docker, None) => format!("endpoint:{host}"),
     };
-    EngineIdentity { id, name }
+    EngineIdentity { id, name, endpoint: host.to_string() }
 }
 
 /// A tag in the familiar form dockerd reports and users type: Podman spells every name in
@@ -505,17 +498,6 @@ fn parse_api_version(head: &str) -> Option<ClientVersion> {
     let value = header(head, "api-version")?;
     let (major, minor) = value.split_once('.')?;
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
-}
-
-/// What removing one reference did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemovedRef {
-    /// Done: the tags taken off and the image IDs deleted.
-    Done { untagged: Vec<String>, deleted: Vec<String> },
-    /// The daemon refused (409), in its words.
-    Conflict(String),
-    /// No such image (404).
-    NotFound,
 }
 
 fn api(what: &str, e: &BollardError) -> EngineError {

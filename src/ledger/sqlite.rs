@@ -13,12 +13,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
+use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::core::event::{Event, EventKind, Recorded};
+use crate::core::event::{ArchiveFacts, BuildFacts, Event, Outcome, Reason, ReasonKind, Recorded};
+use crate::core::image::EngineIdentity;
 
 /// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE engines (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -46,7 +49,13 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_tag ON events (engine, tag, seq);
 CREATE INDEX events_by_image ON events (engine, image_id);
-"];
+",
+    r"
+ALTER TABLE events ADD COLUMN reason_kind TEXT;
+UPDATE events SET reason_kind = 'other' WHERE reason IS NOT NULL;
+CREATE INDEX events_by_reason ON events (engine, reason_kind);
+",
+];
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,8 +120,9 @@ impl Store {
             .mode(0o600)
             .open(path)
             .map_err(|e| db(format!("cannot open: {e}")))?;
-        let conn = Connection::open(path).map_err(|e| db(e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db(e.to_string()))?;
+        let conn = Connection::open(path).map_err(|e| db(one_line(&e)))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db(one_line(&e)))?;
+        check_is_ours(&conn).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(e.to_string()))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db(e.to_string()))?;
         // The last connection to close would otherwise checkpoint the WAL into the database and
@@ -133,7 +143,7 @@ impl Store {
     }
 
     fn err(&self, e: &rusqlite::Error) -> LedgerError {
-        LedgerError::Db { path: self.path.clone(), message: e.to_string() }
+        LedgerError::Db { path: self.path.clone(), message: one_line(e) }
     }
 
     fn migrate(&mut self) -> Result<(), LedgerError> {
@@ -152,71 +162,69 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| LedgerError::Db { path: path.clone(), message: e.to_string() })?;
+            .map_err(|e| LedgerError::Db { path: path.clone(), message: one_line(&e) })?;
         // Another process may have migrated while we waited for the lock: read again.
         let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| LedgerError::Db { path: path.clone(), message: e.to_string() })?;
+            .map_err(|e| LedgerError::Db { path: path.clone(), message: one_line(&e) })?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
             tx.execute_batch(sql).map_err(|e| LedgerError::Db {
                 path: path.clone(),
                 message: format!("migration {}: {e}", i + 1),
             })?;
             tx.pragma_update(None, "user_version", i + 1)
-                .map_err(|e| LedgerError::Db { path: path.clone(), message: e.to_string() })?;
+                .map_err(|e| LedgerError::Db { path: path.clone(), message: one_line(&e) })?;
         }
-        tx.commit().map_err(|e| LedgerError::Db { path, message: e.to_string() })
+        tx.commit().map_err(|e| LedgerError::Db { path, message: one_line(&e) })
     }
 
     /// Appends all of one command's events (and the engine's name) in one transaction.
-    pub fn append(
-        &mut self,
-        engine: Option<(&str, &str, &str)>,
-        events: &[Event],
-    ) -> Result<(), LedgerError> {
+    pub fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError> {
         let path = self.path.clone();
-        let db =
-            |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: e.to_string() };
+        let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        if let Some((id, name, endpoint)) = engine {
-            let at = events.first().map_or(0, |e| e.at_ms);
-            tx.prepare_cached(
-                "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
-            )
-            .and_then(|mut s| s.execute(params![id, name, endpoint, at]))
-            .map_err(db)?;
-        }
+        let at = events.first().map_or(0, |e| e.at_ms);
+        tx.prepare_cached(
+            "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
+        )
+        .and_then(|mut s| s.execute(params![engine.id, engine.name, engine.endpoint, at]))
+        .map_err(db)?;
         {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO events (engine, at, kind, tag, image_id, previous_id, outcome,
                         reason, git_commit, git_dirty, dockerfile_sha256, build_arg_names,
-                        archive_path, archive_sha256, archive_size, imgguard_version)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        archive_path, archive_sha256, archive_size, imgguard_version, reason_kind)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                        ?17)",
                 )
                 .map_err(db)?;
             for e in events {
-                let names = (!e.build_arg_names.is_empty())
-                    .then(|| serde_json::to_string(&e.build_arg_names).unwrap_or_default());
+                let b = e.build.as_ref();
+                let a = e.archive.as_ref();
+                let names = b
+                    .filter(|b| !b.build_arg_names.is_empty())
+                    .map(|b| serde_json::to_string(&b.build_arg_names).unwrap_or_default());
                 insert
                     .execute(params![
                         e.engine,
                         e.at_ms,
-                        e.kind().as_str(),
+                        e.kind.as_str(),
                         e.tag,
                         e.image_id,
                         e.previous_id,
-                        e.outcome,
-                        e.reason,
-                        e.git_commit,
-                        e.git_dirty,
-                        e.dockerfile_sha256,
+                        e.outcome.map(Outcome::as_str),
+                        e.reason.as_ref().map(|r| r.text.as_str()),
+                        b.and_then(|b| b.git_commit.as_deref()),
+                        b.and_then(|b| b.git_dirty),
+                        b.and_then(|b| b.dockerfile_sha256.as_deref()),
                         names,
-                        e.archive_path,
-                        e.archive_sha256,
-                        e.archive_size,
+                        a.and_then(|a| a.path.as_deref()),
+                        a.and_then(|a| a.sha256.as_deref()),
+                        a.and_then(|a| a.size),
                         e.imgguard_version,
+                        e.reason.as_ref().map(|r| r.kind.as_str()),
                     ])
                     .map_err(db)?;
             }
@@ -231,9 +239,7 @@ impl Store {
         engine: Option<&str>,
         tags: &[&str],
     ) -> Result<Vec<Recorded>, LedgerError> {
-        let cols = "seq, engine, at, kind, tag, image_id, previous_id, outcome, reason, git_commit,
-                    git_dirty, dockerfile_sha256, build_arg_names, archive_path, archive_sha256,
-                    archive_size, imgguard_version";
+        let cols = COLUMNS;
         let mut out = Vec::new();
         if tags.is_empty() {
             let sql =
@@ -270,11 +276,10 @@ impl Store {
 
     /// Every event of `engine` that names `image_id` (uses the `(engine, image_id)` index).
     pub fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError> {
-        let sql = "SELECT seq, engine, at, kind, tag, image_id, previous_id, outcome, reason,
-                    git_commit, git_dirty, dockerfile_sha256, build_arg_names, archive_path,
-                    archive_sha256, archive_size, imgguard_version
-                   FROM events WHERE engine = ?1 AND image_id = ?2 ORDER BY seq";
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(&e))?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND image_id = ?2 ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt.query_map(params![engine, image_id], read_row).map_err(|e| self.err(&e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
     }
@@ -295,39 +300,150 @@ impl Store {
     }
 }
 
+/// The columns every query reads, in [`read_row`]'s order.
+const COLUMNS: &str =
+    "seq, engine, at, kind, tag, image_id, previous_id, outcome, reason, git_commit,
+    git_dirty, dockerfile_sha256, build_arg_names, archive_path, archive_sha256, archive_size,
+    imgguard_version, reason_kind";
+
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
-    let kind: String = r.get(3)?;
-    let kind: EventKind = kind.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+    fn parsed<T: std::str::FromStr<Err = String>>(
+        r: &rusqlite::Row<'_>,
+        i: usize,
+    ) -> rusqlite::Result<Option<T>> {
+        let text: Option<String> = r.get(i)?;
+        text.map(|t| t.parse::<T>())
+            .transpose()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, e.into()))
+    }
+    let kind = parsed(r, 3)?.ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(3, Type::Null, "no kind".into())
     })?;
     let names: Option<String> = r.get(12)?;
-    Ok(Recorded {
-        seq: r.get(0)?,
-        event: Event {
-            engine: r.get(1)?,
-            at_ms: r.get(2)?,
-            kind: Some(kind),
-            tag: r.get(4)?,
-            image_id: r.get(5)?,
-            previous_id: r.get(6)?,
-            outcome: r.get(7)?,
-            reason: r.get(8)?,
-            git_commit: r.get(9)?,
-            git_dirty: r.get(10)?,
-            dockerfile_sha256: r.get(11)?,
-            build_arg_names: names.and_then(|n| serde_json::from_str(&n).ok()).unwrap_or_default(),
-            archive_path: r.get(13)?,
-            archive_sha256: r.get(14)?,
-            archive_size: r.get(15)?,
-            imgguard_version: r.get(16)?,
-        },
-    })
+    let reason: Option<String> = r.get(8)?;
+    let reason_kind: Option<ReasonKind> = parsed(r, 17)?;
+    let build = BuildFacts {
+        git_commit: r.get(9)?,
+        git_dirty: r.get(10)?,
+        dockerfile_sha256: r.get(11)?,
+        build_arg_names: names.and_then(|n| serde_json::from_str(&n).ok()).unwrap_or_default(),
+    };
+    let archive = ArchiveFacts { path: r.get(13)?, sha256: r.get(14)?, size: r.get(15)? };
+    let mut event = Event::new(&r.get::<_, String>(1)?, r.get(2)?, kind);
+    event.tag = r.get(4)?;
+    event.image_id = r.get(5)?;
+    event.previous_id = r.get(6)?;
+    event.outcome = parsed(r, 7)?;
+    event.reason =
+        reason.map(|text| Reason { kind: reason_kind.unwrap_or(ReasonKind::Other), text });
+    event.build = (build != BuildFacts::default()).then_some(build);
+    event.archive = (archive != ArchiveFacts::default()).then_some(archive);
+    event.imgguard_version = r.get(16)?;
+    Ok(Recorded { seq: r.get(0)?, event })
+}
+
+/// Refuses a database that another program made, before anything in it is changed (not even the
+/// journal mode): an imgguard ledger is empty or has imgguard's own tables.
+fn check_is_ours(conn: &Connection) -> Result<(), String> {
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .map_err(|e| one_line(&e))?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(Iterator::collect)
+        .map_err(|e| format!("not a readable SQLite database ({})", one_line(&e)))?;
+    let ours = ["engines", "events", "sqlite_sequence"];
+    let foreign: Vec<&str> =
+        tables.iter().map(String::as_str).filter(|t| !ours.contains(t)).collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = foreign.iter().copied().take(3).collect();
+    Err(format!(
+        "not an imgguard ledger (it has other tables: {}{}); move it away or set IMGGUARD_HOME",
+        shown.join(", "),
+        if foreign.len() > 3 { ", …" } else { "" }
+    ))
+}
+
+/// Takes the prune lock beside the ledger at `ledger` (a file `ledger.prune.lock`, mode 0600):
+/// `None` when another process holds it. Without `create`, a missing lock file means nobody
+/// holds it, and nothing is created.
+pub(crate) fn prune_lock(
+    ledger: &Path,
+    create: bool,
+) -> Result<Option<super::PruneLock>, LedgerError> {
+    let path = ledger.with_extension("prune.lock");
+    let err = |e: std::io::Error| LedgerError::Db {
+        path: path.clone(),
+        message: format!("cannot take the prune lock: {e}"),
+    };
+    let file =
+        match OpenOptions::new().create(create).truncate(false).write(true).mode(0o600).open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Some(super::PruneLock::new(())));
+            }
+            Err(e) => return Err(err(e)),
+        };
+    match file.try_lock() {
+        Ok(()) => Ok(Some(super::PruneLock::new(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(err(e)),
+    }
+}
+
+fn one_line(e: &rusqlite::Error) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl super::Ledger for Store {
+    fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError> {
+        Store::append(self, engine, events)
+    }
+
+    fn tag_events(
+        &self,
+        engine: Option<&str>,
+        tags: &[&str],
+    ) -> Result<Vec<Recorded>, LedgerError> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.events(engine, tags)
+    }
+
+    fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError> {
+        self.events(engine, &[])
+    }
+
+    fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError> {
+        Store::image_events(self, engine, image_id)
+    }
+
+    fn engine_name(&self, id: &str) -> Result<Option<String>, LedgerError> {
+        Store::engine_name(self, id)
+    }
+
+    fn prune_lock(&self) -> Result<Option<super::PruneLock>, LedgerError> {
+        prune_lock(&self.path, true)
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::event::EventKind;
     use std::os::unix::fs::PermissionsExt;
+
+    fn engine() -> EngineIdentity {
+        EngineIdentity { id: "E".into(), name: "host".into(), endpoint: "unix:///s".into() }
+    }
 
     #[test]
     fn creates_private_file_and_round_trips() {
@@ -336,12 +452,14 @@ mod tests {
         let mut store = Store::open(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let mut e = Event::new("E", 5, EventKind::Build);
-        e.tag = Some("x:v1".into());
-        e.image_id = Some("sha256:a".into());
-        e.build_arg_names = vec!["VERSION".into()];
-        e.git_dirty = Some(true);
-        store.append(Some(("E", "host", "unix:///s")), &[e.clone()]).unwrap();
+        let facts = BuildFacts {
+            git_dirty: Some(true),
+            build_arg_names: vec!["VERSION".into()],
+            ..BuildFacts::default()
+        };
+        let mut e = Event::build("E", 5, "x:v1", "sha256:a", None, &facts);
+        e.reason = Some(Reason::new(ReasonKind::InUse, "used by container web (running)"));
+        store.append(&engine(), &[e.clone()]).unwrap();
         let got = store.events(Some("E"), &["x:v1"]).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].event, e);
@@ -372,9 +490,45 @@ mod tests {
         other.image_id = Some("C".into());
         let mut removed = Event::new("E", 2, EventKind::Removed);
         removed.image_id = Some("A".into());
-        store.append(None, &[b, other, removed]).unwrap();
+        store.append(&engine(), &[b, other, removed]).unwrap();
         let got = store.events(Some("E"), &["x:v1"]).unwrap();
-        let kinds: Vec<_> = got.iter().map(|r| r.event.kind()).collect();
+        let kinds: Vec<_> = got.iter().map(|r| r.event.kind).collect();
         assert_eq!(kinds, [EventKind::Build, EventKind::Removed]);
+    }
+
+    #[test]
+    fn a_foreign_database_is_refused_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ledger.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE customers (id INTEGER, name TEXT);").unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let e = Store::open(&path).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "ledger {}: not an imgguard ledger (it has other tables: customers); move it \
+                 away or set IMGGUARD_HOME",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "not even the journal mode changed");
+        assert!(!tmp.path().join("ledger.db-wal").exists());
+    }
+
+    #[test]
+    fn the_prune_lock_is_private_and_exclusive() {
+        use crate::ledger::Ledger;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("ledger.db")).unwrap();
+        let held = store.prune_lock().unwrap();
+        assert!(held.is_some());
+        let other = Store::open(&tmp.path().join("ledger.db")).unwrap();
+        assert!(other.prune_lock().unwrap().is_none(), "a second prune must wait");
+        let mode = std::fs::metadata(tmp.path().join("ledger.prune.lock")).unwrap().permissions();
+        assert_eq!(mode.mode() & 0o777, 0o600);
+        drop(held);
+        assert!(other.prune_lock().unwrap().is_some());
     }
 }

@@ -165,13 +165,10 @@ pub fn is_gzip(head: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::id;
 
     const A: &str = "aa416b5c47216b392755ba2b4ad08f5531f3aa86c103744e261e49ce7a354021";
     const B: &str = "e4159797272a190d20856475858bab23d11e64d6bdd9a57ca8a85ad3c3a17087";
-
-    fn id(hex: &str) -> ImageId {
-        ImageId::new(format!("sha256:{hex}"))
-    }
 
     #[test]
     fn classic_and_oci_layouts() {

@@ -1,11 +1,10 @@
-//! The byte plumbing `save` and `load` share: large writes, a running sha256, progress on a
-//! terminal and plain lines elsewhere, and reading an archive's `manifest.json` off a file.
+//! The byte plumbing `save` and `load` share: large writes, a running sha256, and reading an
+//! archive's `manifest.json` off a file.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::core::archive::{self, scan::Scanner, ArchiveImage};
@@ -13,21 +12,21 @@ use crate::error::Error;
 
 /// Size of every read, and the least size of every write but the last: 256 KiB or more keeps
 /// the syscall count low and the memory constant.
-pub(crate) const CHUNK: usize = 1 << 20;
+pub const CHUNK: usize = 1 << 20;
 
 /// Gathers small writes into writes of at least [`CHUNK`] bytes.
-pub(crate) struct BigWrites<W: Write> {
+pub struct BigWrites<W: Write> {
     inner: W,
     buf: Vec<u8>,
 }
 
 impl<W: Write> BigWrites<W> {
-    pub(crate) fn new(inner: W) -> Self {
+    pub fn new(inner: W) -> Self {
         BigWrites { inner, buf: Vec::with_capacity(CHUNK) }
     }
 
     /// Writes what is left and hands back the writer.
-    pub(crate) fn into_inner(mut self) -> io::Result<W> {
+    pub fn into_inner(mut self) -> io::Result<W> {
         self.flush()?;
         Ok(self.inner)
     }
@@ -58,19 +57,19 @@ impl<W: Write> Write for BigWrites<W> {
 }
 
 /// Counts and hashes what passes through to the inner writer.
-pub(crate) struct Hashing<W: Write> {
+pub struct Hashing<W: Write> {
     inner: W,
     hasher: Sha256,
     size: u64,
 }
 
 impl<W: Write> Hashing<W> {
-    pub(crate) fn new(inner: W) -> Self {
+    pub fn new(inner: W) -> Self {
         Hashing { inner, hasher: Sha256::new(), size: 0 }
     }
 
     /// The writer, the sha256 (hex) and the byte count of everything written.
-    pub(crate) fn finish(self) -> (W, String, u64) {
+    pub fn finish(self) -> (W, String, u64) {
         (self.inner, hex::encode(self.hasher.finalize()), self.size)
     }
 }
@@ -88,43 +87,10 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// A progress bar on a terminal (bytes against `total`); hidden otherwise, where the commands
-/// print plain lines instead.
-pub(crate) fn progress(total: u64, verb: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "imgguard: {msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.set_message(verb.to_string());
-    bar
-}
-
-/// `12.3 MiB`.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    #[allow(clippy::cast_precision_loss)] // a size for people, one decimal
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 /// Reads an archive file's `manifest.json` (plain or gzip, told by the magic number), checking
 /// that the archive is complete. A plain archive is read header by header, seeking past the
 /// layers; gzip has to be decompressed through. The file is left at its start.
-pub(crate) fn read_manifest(file: &mut File, shown: &Path) -> Result<Vec<ArchiveImage>, Error> {
+pub fn read_manifest(file: &mut File, shown: &Path) -> Result<Vec<ArchiveImage>, Error> {
     let io_err = |e: io::Error| Error::io(shown, e);
     let bad = |msg: String| Error::Other(format!("{}: {msg}", shown.display()));
     let mut head = [0u8; 2];
@@ -228,12 +194,5 @@ mod tests {
         assert_eq!(inner, b"abc");
         assert_eq!(size, 3);
         assert_eq!(sha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    }
-
-    #[test]
-    fn sizes_for_people() {
-        assert_eq!(human_size(10), "10 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
     }
 }

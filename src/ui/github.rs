@@ -8,9 +8,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::env_var;
 use crate::core::github::{self, BuildResult};
 use crate::error::Error;
+use crate::host::env_var;
 
 /// Publishes `result` to the files the runner named; does nothing outside GitHub Actions.
 pub(crate) fn publish(result: &BuildResult<'_>) -> Result<(), Error> {

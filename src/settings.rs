@@ -1,0 +1,298 @@
+//! Raw arguments ([`crate::cli`]) and the configuration file become checked settings, in one
+//! step per command, before any command logic runs (ripgrep's low/high-level arguments,
+//! docuum's `Settings`). Everything that can be wrong with the input is found here: one line
+//! naming it, exit 2, nothing run and nothing written. Defaults are written once, here.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::cli;
+use crate::config::Config;
+use crate::core::build_args::{self, BuildArgs};
+use crate::core::dangling::{LabelFilter, PruneRules};
+use crate::core::naming::{self, Operand};
+use crate::core::policy::{parse_duration, Rules};
+use crate::core::reference::{Reference, Tag};
+use crate::error::Error;
+
+/// How long a dangling image is spared by default (`prune --min-age`, and what `explain` calls
+/// removable).
+pub const DEFAULT_MIN_AGE: &str = "1h";
+
+fn usage(e: impl std::fmt::Display) -> Error {
+    Error::Usage(e.to_string())
+}
+
+/// The removal rules of the configuration (`keep_previous`, `protect`), with `--keep-previous`.
+fn rules(config: &Config, keep_previous: bool) -> Rules {
+    Rules {
+        keep_previous: keep_previous || config.file.keep_previous,
+        protect: config.file.protect.clone(),
+    }
+}
+
+fn labels(raw: &[String]) -> Result<Vec<LabelFilter>, Error> {
+    raw.iter().map(|l| LabelFilter::parse(l).map_err(|e| usage(format!("--label: {e}")))).collect()
+}
+
+/// `imgguard build`.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    /// docker's arguments, passed through untouched.
+    pub docker_args: Vec<OsString>,
+    /// What imgguard reads of them (tags, context, Dockerfile, build-arg names).
+    pub parsed: BuildArgs,
+    /// What may be removed.
+    pub rules: Rules,
+}
+
+impl BuildSettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::BuildArgs, config: &Config) -> Result<BuildSettings, Error> {
+        let parsed = build_args::parse(&args.docker_args).map_err(usage)?;
+        Ok(BuildSettings {
+            docker_args: args.docker_args.clone(),
+            parsed,
+            rules: rules(config, args.keep_previous),
+        })
+    }
+}
+
+/// `imgguard history`.
+#[derive(Debug, Clone)]
+pub struct HistorySettings {
+    /// Only this tag.
+    pub tag: Option<Tag>,
+    /// Output format.
+    pub format: cli::Format,
+}
+
+impl HistorySettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::HistoryArgs) -> Result<HistorySettings, Error> {
+        let tag = args.tag.as_deref().map(Tag::parse).transpose().map_err(usage)?;
+        Ok(HistorySettings { tag, format: args.format })
+    }
+}
+
+/// `imgguard explain`.
+#[derive(Debug, Clone)]
+pub struct ExplainSettings {
+    /// Only images with these labels.
+    pub labels: Vec<LabelFilter>,
+    /// Output format.
+    pub format: cli::Format,
+    /// The rules of a plain `imgguard prune`, so that `removable` says what it would do.
+    pub rules: PruneRules,
+}
+
+impl ExplainSettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::ExplainArgs, config: &Config) -> Result<ExplainSettings, Error> {
+        let min_age_ms = parse_duration(DEFAULT_MIN_AGE).map_err(usage)?;
+        let rules = PruneRules {
+            keep: 0,
+            min_age_ms,
+            unknown: false,
+            protect: config.file.protect.clone(),
+        };
+        Ok(ExplainSettings { labels: labels(&args.label)?, format: args.format, rules })
+    }
+}
+
+/// `imgguard prune`.
+#[derive(Debug, Clone)]
+pub struct PruneSettings {
+    /// What may be removed.
+    pub rules: PruneRules,
+    /// Only images with these labels.
+    pub labels: Vec<LabelFilter>,
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+    /// Output format.
+    pub format: cli::Format,
+}
+
+impl PruneSettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::PruneArgs, config: &Config) -> Result<PruneSettings, Error> {
+        let min_age_ms =
+            parse_duration(&args.min_age).map_err(|e| usage(format!("--min-age: {e}")))?;
+        Ok(PruneSettings {
+            rules: PruneRules {
+                keep: args.keep,
+                min_age_ms,
+                unknown: args.unknown,
+                protect: config.file.protect.clone(),
+            },
+            labels: labels(&args.label)?,
+            dry_run: args.dry_run,
+            format: args.format,
+        })
+    }
+}
+
+/// One operand of `imgguard rmi`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RmiRef {
+    /// As the daemon is to be asked: a normalised tag, an ID, or `name@digest`.
+    pub text: String,
+    /// Whether it names a tag (removing it may only untag).
+    pub by_tag: bool,
+    /// A bare hex name: docker reads it as a short image ID when no such tag exists.
+    pub short_id: Option<String>,
+}
+
+/// `imgguard rmi`.
+#[derive(Debug, Clone)]
+pub struct RmiSettings {
+    /// The references, in order.
+    pub refs: Vec<RmiRef>,
+}
+
+impl RmiSettings {
+    /// Checks the arguments: every reference before anything is removed.
+    pub fn new(args: &cli::RmiArgs) -> Result<RmiSettings, Error> {
+        let mut refs = Vec::with_capacity(args.refs.len());
+        for r in &args.refs {
+            let parsed = Reference::parse(r).map_err(usage)?;
+            refs.push(match parsed {
+                Reference::Id(id) => RmiRef { text: id, by_tag: false, short_id: None },
+                Reference::Named { digest: Some(_), .. } => {
+                    RmiRef { text: r.clone(), by_tag: false, short_id: None }
+                }
+                Reference::Named { tag, .. } => {
+                    let short = tag.is_none()
+                        && r.len() >= 4
+                        && r.len() <= 64
+                        && r.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+                    RmiRef {
+                        text: Tag::parse(r).map_err(usage)?.to_string(),
+                        by_tag: true,
+                        short_id: short.then(|| r.clone()),
+                    }
+                }
+            });
+        }
+        Ok(RmiSettings { refs })
+    }
+}
+
+/// `imgguard save`.
+#[derive(Debug, Clone)]
+pub struct SaveSettings {
+    /// The archive to write; standard output when `None`.
+    pub output: Option<PathBuf>,
+    /// Save images named only by ID anyway.
+    pub allow_id: bool,
+    /// The operands as given, classified.
+    pub operands: Vec<(String, Operand)>,
+}
+
+impl SaveSettings {
+    /// Checks the arguments. The target must be missing or a regular file: a directory, a
+    /// device (`-o /dev/null` as root would replace the device node), a FIFO or a socket is
+    /// refused, as docker refuses a character device; standard output is the way to stream.
+    pub fn new(args: &cli::SaveArgs) -> Result<SaveSettings, Error> {
+        if let Some(path) = args.output.as_deref() {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_dir() => {
+                    return Err(usage(format!("{}: is a directory", path.display())));
+                }
+                Ok(m) if !m.is_file() => {
+                    return Err(usage(format!(
+                        "{}: is not a regular file (a device, FIFO or socket); write to a file, \
+                         or to standard output to stream",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if args.output.is_none() && std::io::stdout().is_terminal() {
+            return Err(usage(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect",
+            ));
+        }
+        let operands = args
+            .images
+            .iter()
+            .map(|i| naming::classify(i).map(|o| (i.clone(), o)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(usage)?;
+        Ok(SaveSettings { output: args.output.clone(), allow_id: args.allow_id, operands })
+    }
+}
+
+/// `imgguard load`.
+#[derive(Debug, Clone)]
+pub struct LoadSettings {
+    /// The archive; standard input when `None`.
+    pub input: Option<PathBuf>,
+    /// Names to give the loaded image.
+    pub tags: Vec<Tag>,
+    /// Give nameless images the tags the ledger knows.
+    pub restore_tags: bool,
+    /// What may be removed when the load takes a tag from another image.
+    pub rules: Rules,
+}
+
+impl LoadSettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::LoadArgs, config: &Config) -> Result<LoadSettings, Error> {
+        let tags =
+            args.tags.iter().map(|t| Tag::parse(t)).collect::<Result<_, _>>().map_err(usage)?;
+        Ok(LoadSettings {
+            input: args.input.clone(),
+            tags,
+            restore_tags: args.restore_tags,
+            rules: rules(config, false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_hex_operand_may_be_an_id() {
+        let args = cli::RmiArgs { refs: vec!["3f2a9c1b".into(), "app".into(), "abc".into()] };
+        let s = RmiSettings::new(&args).unwrap();
+        assert_eq!(s.refs[0].text, "3f2a9c1b:latest");
+        assert_eq!(s.refs[0].short_id.as_deref(), Some("3f2a9c1b"));
+        assert_eq!(s.refs[1].short_id, None);
+        assert_eq!(s.refs[2].short_id, None, "too short to be read as an ID");
+    }
+
+    #[test]
+    fn a_label_filter_needs_a_key() {
+        let args = cli::PruneArgs {
+            dry_run: false,
+            keep: 0,
+            min_age: DEFAULT_MIN_AGE.into(),
+            unknown: false,
+            label: vec![String::new()],
+            format: cli::Format::Human,
+        };
+        let e = PruneSettings::new(&args, &Config::default()).unwrap_err().to_string();
+        assert_eq!(e, "--label: label filter `` has no key (use KEY or KEY=VALUE)");
+        let args = cli::ExplainArgs { label: vec!["=v".into()], format: cli::Format::Json };
+        assert!(ExplainSettings::new(&args, &Config::default()).is_err());
+    }
+
+    #[test]
+    fn min_age_is_checked_once() {
+        let args = cli::PruneArgs {
+            dry_run: false,
+            keep: 0,
+            min_age: "soon".into(),
+            unknown: false,
+            label: vec![],
+            format: cli::Format::Human,
+        };
+        let e = PruneSettings::new(&args, &Config::default()).unwrap_err().to_string();
+        assert!(e.starts_with("--min-age: invalid duration `soon`"), "{e}");
+    }
+}
