@@ -195,22 +195,86 @@ pub fn run_id() -> &'static str {
     })
 }
 
-/// Fails the test with a one-line instruction when no daemon answers; never skips.
+/// The engine the daemon tests run against, from `IMGGUARD_TEST_ENGINE` (`docker`, the default,
+/// or `podman`; `bash tests/run.sh` runs the daemon tests once with each). The daemon itself is
+/// the one `docker` reaches (`DOCKER_HOST`, …), and [`require_daemon`] checks that it is of this
+/// kind, so a Podman pass can never quietly run against Docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+pub fn engine() -> EngineKind {
+    match std::env::var("IMGGUARD_TEST_ENGINE").as_deref() {
+        Ok("podman") => EngineKind::Podman,
+        Ok("docker" | "") | Err(_) => EngineKind::Docker,
+        Ok(other) => panic!("IMGGUARD_TEST_ENGINE={other}: expected docker or podman"),
+    }
+}
+
+/// The daemon under test as `DOCKER_HOST` names it (the default socket when unset).
+pub fn daemon_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// The path of the daemon's Unix socket.
+pub fn daemon_socket() -> PathBuf {
+    let host = daemon_host();
+    PathBuf::from(host.strip_prefix("unix://").expect("the daemon tests use a unix:// DOCKER_HOST"))
+}
+
+/// The engine identity imgguard records for the daemon under test: dockerd's `info` ID, or
+/// for Podman (whose `info` ID changes on every call) `podman:<name>:<storage root>`.
+pub fn engine_identity() -> String {
+    match engine() {
+        EngineKind::Docker => docker(&["info", "--format", "{{.ID}}"]),
+        EngineKind::Podman => {
+            format!("podman:{}", docker(&["info", "--format", "{{.Name}}:{{.DockerRootDir}}"]))
+        }
+    }
+}
+
+/// Fails the test with a one-line instruction when no daemon answers, or when it is not the
+/// engine [`engine`] names; never skips.
 pub fn require_daemon() {
     static OK: OnceLock<Result<(), String>> = OnceLock::new();
     let r = OK.get_or_init(|| {
-        let out = Command::new("docker").args(["info", "--format", "{{.ID}}"]).output();
-        match out {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
-            Err(e) => Err(format!("cannot run docker: {e}")),
+        let out = Command::new("docker")
+            .args(["version", "--format", "{{range .Server.Components}}{{.Name}};{{end}}"])
+            .output();
+        let components = match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+            Ok(o) => return Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => return Err(format!("cannot run docker: {e}")),
+        };
+        let is_podman = components.contains("Podman");
+        match (engine(), is_podman) {
+            (EngineKind::Podman, false) => Err(format!(
+                "IMGGUARD_TEST_ENGINE=podman but the daemon at DOCKER_HOST is not Podman \
+                 (components: {components})"
+            )),
+            (EngineKind::Docker, true) => {
+                Err("the daemon at DOCKER_HOST is Podman: set IMGGUARD_TEST_ENGINE=podman"
+                    .to_string())
+            }
+            _ => Ok(()),
         }
     });
     if let Err(e) = r {
-        panic!(
-            "these tests need a Docker daemon and none answers ({e}); start one with \
-             `sudo dockerd &` (or run `bash .ci/run`, which starts it)"
-        );
+        match engine() {
+            EngineKind::Docker => panic!(
+                "these tests need a Docker daemon and none answers ({e}); start one with \
+                 `sudo dockerd &`, or run `bash tests/run.sh`, which starts it"
+            ),
+            EngineKind::Podman => panic!(
+                "the Podman pass needs a Podman API service at DOCKER_HOST ({e}); run \
+                 `bash tests/run.sh`, which installs podman and starts `podman system service`"
+            ),
+        }
     }
 }
 
@@ -227,13 +291,23 @@ pub fn docker_ok(args: &[&str]) -> bool {
     Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
 }
 
-/// The full image ID a reference points at, if any.
+/// The full ID a reference points at, if any, as `sha256:…` (the docker CLI shows Podman's IDs
+/// without the algorithm).
 pub fn image_id(reference: &str) -> Option<String> {
     let o = Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", reference])
         .output()
         .expect("run docker");
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    o.status.success().then(|| full_id(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+/// An image ID with its `sha256:` prefix.
+pub fn full_id(id: &str) -> String {
+    if id.contains(':') {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    }
 }
 
 /// A static `pause` program, built once with gcc, so test images can run a container that keeps

@@ -25,11 +25,26 @@ const TIMEOUT_SECS: u64 = 120;
 /// before it answers, so a large image takes well over [`TIMEOUT_SECS`].
 const TRANSFER_TIMEOUT_SECS: u64 = 6 * 3600;
 
+/// How many times a list that met one of Podman's passing states is asked again
+/// (100 ms apart).
+const PODMAN_RETRIES: u32 = 50;
+
 /// A connection to one daemon, at one resolved endpoint.
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
     endpoint: Endpoint,
+    /// What kind of engine answers (dockerd or Podman), learnt while connecting.
+    flavor: Flavor,
+}
+
+/// The kinds of engine that speak the Docker API and differ in ways the adapter hides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// dockerd (moby).
+    Docker,
+    /// Podman's Docker-compatible API service (`podman system service`).
+    Podman,
 }
 
 impl Engine {
@@ -47,14 +62,16 @@ impl Engine {
             if !Path::new(path).exists() {
                 return Err(unreachable("socket not found".into()));
             }
-            match ping_api_version(path).await {
-                Ok(Some(v)) => {
+            match ping(path).await {
+                Ok(Ping { version: Some(v), flavor }) => {
                     let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
                     let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
                         .map_err(|e| unreachable(one_line(&e)))?;
-                    return Ok(Engine { docker, endpoint });
+                    return Ok(Engine { docker, endpoint, flavor });
                 }
-                Ok(None) => Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
+                Ok(Ping { version: None, .. }) => {
+                    Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+                }
                 Err(e) => return Err(unreachable(e.to_string())),
             }
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
@@ -78,7 +95,11 @@ impl Engine {
         }
         .map_err(|e| unreachable(one_line(&e)))?;
         let docker = docker.negotiate_version().await.map_err(|e| unreachable(one_line(&e)))?;
-        Ok(Engine { docker, endpoint })
+        // Off a Unix socket there are no cheap ping headers to read: `/version` names the kind.
+        let version = docker.version().await.map_err(|e| unreachable(one_line(&e)))?;
+        let flavor =
+            flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
+        Ok(Engine { docker, endpoint, flavor })
     }
 
     /// The endpoint this engine talks to.
@@ -86,15 +107,25 @@ impl Engine {
         &self.endpoint
     }
 
-    /// The daemon's identity (`docker info` ID).
+    /// The daemon's identity: what keys its image IDs in the ledger.
+    ///
+    /// dockerd: its `docker info` ID, stable for the life of its data root. Podman answers
+    /// `info` with a new random ID on every call, so there the identity is made of what stays:
+    /// `podman:<host name>:<storage root>` (one storage holds one set of image IDs).
     pub async fn identity(&self) -> Result<EngineIdentity, EngineError> {
         let info = self.docker.info().await.map_err(|e| api("info", &e))?;
-        let name = info.name.unwrap_or_default();
-        let id = info.id.filter(|id| !id.is_empty()).unwrap_or_else(|| {
-            // Podman and some proxies report no ID: the endpoint is the best identity left.
-            format!("endpoint:{}", self.endpoint.host)
-        });
-        Ok(EngineIdentity { id, name, endpoint: self.endpoint.host.clone() })
+        Ok(identity_of(
+            self.flavor,
+            info.id.as_deref(),
+            info.name.as_deref(),
+            info.docker_root_dir.as_deref(),
+            &self.endpoint.host,
+        ))
+    }
+
+    /// The kind of engine.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// Inspects an image by reference or ID; `None` when the daemon has no such image (404).
@@ -102,7 +133,7 @@ impl Engine {
         match self.docker.inspect_image(reference).await {
             Ok(img) => Ok(Some(ImageInfo {
                 id: ImageId::new(img.id.unwrap_or_default()),
-                repo_tags: img.repo_tags.unwrap_or_default(),
+                repo_tags: familiar_tags(img.repo_tags.unwrap_or_default()),
                 created: img.created,
                 size: img.size,
             })),
@@ -114,14 +145,24 @@ impl Engine {
     /// Every image, intermediate ones included (one `list_images(all=true)` call).
     pub async fn images(&self) -> Result<Vec<ListedImage>, EngineError> {
         let opts = ListImagesOptionsBuilder::new().all(true).build();
-        let list = self.docker.list_images(Some(opts)).await.map_err(|e| api("list images", &e))?;
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_images(Some(opts.clone())).await {
+                // Podman fails the whole list when an image goes away while it lists (another
+                // client removing one): ask again.
+                Err(e) if is_podman_list_race(&e) && tries < PODMAN_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other.map_err(|e| api("list images", &e))?,
+            }
+        };
         Ok(list
             .into_iter()
             .map(|i| ListedImage {
                 id: ImageId::new(i.id),
                 parent: Some(i.parent_id).filter(|p| !p.is_empty()).map(ImageId::new),
-                // Older daemons list a dangling image's tags as `<none>:<none>`.
-                repo_tags: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
+                repo_tags: familiar_tags(i.repo_tags),
                 created_s: i.created,
                 size: i.size,
                 labels: i.labels.into_iter().collect(),
@@ -132,11 +173,19 @@ impl Engine {
     /// Every container, running or not (one `list_containers(all=true)` call).
     pub async fn containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptionsBuilder::new().all(true).build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| api("list containers", &e))?;
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(opts.clone())).await {
+                // Podman reports `stopped` for the moment between a container's end and its
+                // clean-up (then `exited`), a state the Docker API (and bollard) does not know:
+                // ask again shortly rather than guess what else the list held.
+                Err(e) if is_transient_podman_state(&e) && tries < PODMAN_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other.map_err(|e| api("list containers", &e))?,
+            }
+        };
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
@@ -160,11 +209,11 @@ impl Engine {
         let opts = RemoveImageOptions { force: false, noprune: false, platforms: None };
         match self.docker.remove_image(reference, Some(opts), None).await {
             Ok(items) => Ok(Removal::Removed {
-                untagged: items.iter().filter_map(|i| i.untagged.clone()).collect(),
-                deleted: items.into_iter().filter_map(|i| i.deleted).collect(),
+                untagged: familiar_tags(items.iter().filter_map(|i| i.untagged.clone()).collect()),
+                deleted: items.into_iter().filter_map(|i| i.deleted).map(full_id).collect(),
             }),
             Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
-                Ok(Removal::Conflict(message))
+                Ok(Removal::Conflict(conflict_message(&message)))
             }
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
                 Ok(Removal::Gone)
@@ -187,9 +236,12 @@ impl Engine {
     /// The tags of one repository (`app` → `app:v1`, `app:v2`), each with its image: what
     /// `docker save app` saves.
     pub async fn repository_tags(&self, repo: &str) -> Result<Vec<(String, ImageId)>, EngineError> {
-        let filters =
-            std::collections::HashMap::from([("reference".to_string(), vec![repo.to_string()])]);
-        let opts = ListImagesOptions { filters: Some(filters), ..Default::default() };
+        // Podman 4.3's `reference` filter matches nothing given a familiar name (it compares
+        // against `docker.io/library/…`): there the list is filtered here only.
+        let filters = (self.flavor == Flavor::Docker).then(|| {
+            std::collections::HashMap::from([("reference".to_string(), vec![repo.to_string()])])
+        });
+        let opts = ListImagesOptions { filters, ..Default::default() };
         let list = self
             .docker
             .list_images(Some(opts))
@@ -197,7 +249,7 @@ impl Engine {
             .map_err(|e| api(&format!("list {repo}"), &e))?;
         let mut out = Vec::new();
         for img in list {
-            for tag in img.repo_tags {
+            for tag in familiar_tags(img.repo_tags) {
                 // The filter is a pattern; keep exactly this repository's tags.
                 if tag.rsplit_once(':').is_some_and(|(r, _)| r == repo) {
                     out.push((tag, ImageId::new(img.id.clone())));
@@ -239,21 +291,33 @@ impl Engine {
         let mut docker = self.docker.clone();
         docker.set_timeout(Duration::from_secs(TRANSFER_TIMEOUT_SECS));
         let opts = ImportImageOptions { quiet: true, platform: None };
+        // Podman 4.3's API loads only plain tar archives: gzip is unpacked on the way.
+        let body = match self.flavor {
+            Flavor::Docker => body.boxed(),
+            Flavor::Podman => gunzip_if_gzip(body).boxed(),
+        };
         let mut stream = docker.import_image_stream(opts, body, None).boxed();
         let mut lines = Vec::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| api("load", &e))?;
             if let Some(text) = info.stream.or(info.status) {
-                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(familiar_line));
             }
         }
         Ok(lines)
     }
 }
 
-/// `HEAD /_ping` over the socket; the daemon's API version from the `Api-Version` header, `None`
-/// when the answer has no such header (then bollard negotiates). An error means nothing answers.
-async fn ping_api_version(path: &str) -> std::io::Result<Option<ClientVersion>> {
+/// What `/_ping`'s headers say.
+struct Ping {
+    /// The `Api-Version` header; `None` when absent (then bollard negotiates).
+    version: Option<ClientVersion>,
+    flavor: Flavor,
+}
+
+/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers. An error
+/// means nothing answers.
+async fn ping(path: &str) -> std::io::Result<Ping> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
@@ -266,15 +330,172 @@ async fn ping_api_version(path: &str) -> std::io::Result<Option<ClientVersion>> 
     if read.is_err() {
         return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to /_ping"));
     }
-    Ok(parse_api_version(&String::from_utf8_lossy(&buf)))
+    let head = String::from_utf8_lossy(&buf);
+    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head) })
+}
+
+/// Podman's API service answers `/_ping` with `Libpod-Api-Version`; dockerd does not.
+fn flavor_of_ping(head: &str) -> Flavor {
+    if header(head, "libpod-api-version").is_some() {
+        Flavor::Podman
+    } else {
+        Flavor::Docker
+    }
+}
+
+/// The kind of engine from `/version`'s component names (`Engine` for dockerd, `Podman Engine`).
+fn flavor_of_components<'a>(mut names: impl Iterator<Item = &'a str>) -> Flavor {
+    if names.any(|n| n.starts_with("Podman")) {
+        Flavor::Podman
+    } else {
+        Flavor::Docker
+    }
+}
+
+/// The engine's identity from `info` (see [`Engine::identity`]).
+fn identity_of(
+    flavor: Flavor,
+    id: Option<&str>,
+    name: Option<&str>,
+    root_dir: Option<&str>,
+    host: &str,
+) -> EngineIdentity {
+    let name = name.unwrap_or_default().to_string();
+    let id = match (flavor, id.filter(|id| !id.is_empty())) {
+        (Flavor::Podman, _) => format!("podman:{name}:{}", root_dir.unwrap_or_default()),
+        (Flavor::Docker, Some(id)) => id.to_string(),
+        // Some proxies report no ID: the endpoint is the best identity left.
+        (Flavor::Docker, None) => format!("endpoint:{host}"),
+    };
+    EngineIdentity { id, name, endpoint: host.to_string() }
+}
+
+/// A tag in the familiar form dockerd reports and users type: Podman spells every name in
+/// full (`docker.io/library/app:v1`, `docker.io/me/app:v1`), dockerd shortens the Docker Hub
+/// ones (`app:v1`, `me/app:v1`). Older daemons list a dangling image as `<none>:<none>`, which is
+/// no tag at all.
+fn familiar_tags(tags: Vec<String>) -> Vec<String> {
+    tags.into_iter().filter(|t| t != "<none>:<none>").map(|t| familiar(&t)).collect()
+}
+
+fn familiar(name: &str) -> String {
+    let short = name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/"));
+    match short {
+        // `docker.io/library/x` is `x`; `docker.io/me/x` is `me/x`. A name whose first part
+        // still looks like a registry would change meaning without its prefix: keep it.
+        Some(rest) if !looks_like_registry(rest) => rest.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// Whether a name's first part names a registry (`host.tld/…`, `host:5000/…`, `localhost/…`).
+fn looks_like_registry(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
+}
+
+/// A daemon message line with the image name in familiar form (`Loaded image: app:v1`).
+fn familiar_line(line: &str) -> String {
+    match line.split_once(": ") {
+        Some((head, name)) if head.starts_with("Loaded image") => {
+            format!("{head}: {}", familiar(name.trim()))
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// The daemon's refusal in its words, less advice imgguard will never take: Podman ends an
+/// in-use conflict with "consider listing external containers and force-removing image".
+fn conflict_message(message: &str) -> String {
+    let one = message.replace('\n', " ");
+    let advice = ": consider listing external containers and force-removing image";
+    one.strip_suffix(advice).unwrap_or(&one).trim().to_string()
+}
+
+/// bollard's refusal of Podman's `stopped` container state (see [`Engine::containers`]).
+fn is_transient_podman_state(e: &BollardError) -> bool {
+    matches!(e, BollardError::JsonDataError { message, .. } if message.contains("unknown variant `stopped`"))
+}
+
+/// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]).
+fn is_podman_list_race(e: &BollardError) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { status_code: 500, message }
+        if message.contains("image not known"))
+}
+
+/// The body, gunzipped when it starts with gzip's magic bytes; as it streams, in constant memory.
+fn gunzip_if_gzip<S>(body: S) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    use std::io::Write as _;
+    enum Kind {
+        /// Before the first chunk.
+        Unknown,
+        Plain,
+        Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    }
+    struct State<S> {
+        body: std::pin::Pin<Box<S>>,
+        kind: Kind,
+        done: bool,
+    }
+    let state = State { body: Box::pin(body), kind: Kind::Unknown, done: false };
+    futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let Some(item) = st.body.next().await else {
+                st.done = true;
+                let rest = match std::mem::replace(&mut st.kind, Kind::Plain) {
+                    Kind::Gzip(dec) => dec.finish(),
+                    Kind::Unknown | Kind::Plain => return None,
+                };
+                return Some((rest.map(Bytes::from), st));
+            };
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+            };
+            if matches!(st.kind, Kind::Unknown) {
+                st.kind = if chunk.starts_with(&[0x1f, 0x8b]) {
+                    Kind::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new())))
+                } else {
+                    Kind::Plain
+                };
+            }
+            let Kind::Gzip(dec) = &mut st.kind else { return Some((Ok(chunk), st)) };
+            if let Err(e) = dec.write_all(&chunk) {
+                st.done = true;
+                return Some((Err(e), st));
+            }
+            let out = std::mem::take(dec.get_mut());
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), st));
+            }
+        }
+    })
+}
+
+/// An image ID in full `sha256:` form (Podman reports deleted IDs bare).
+fn full_id(id: String) -> String {
+    ImageId::new(id).as_str().to_string()
+}
+
+fn header<'a>(head: &'a str, wanted: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim().eq_ignore_ascii_case(wanted).then(|| value.trim())
+    })
 }
 
 /// Reads `Api-Version: 1.41` out of an HTTP response head.
 fn parse_api_version(head: &str) -> Option<ClientVersion> {
-    let value = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("api-version").then(|| value.trim())
-    })?;
+    let value = header(head, "api-version")?;
     let (major, minor) = value.split_once('.')?;
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
 }
@@ -303,5 +524,111 @@ mod tests {
         assert_eq!((v.major_version, v.minor_version), (1, 41));
         assert!(parse_api_version("HTTP/1.1 200 OK\r\n\r\n").is_none());
         assert!(parse_api_version("HTTP/1.1 200 OK\r\nAPI-VERSION: x\r\n").is_none());
+    }
+
+    #[test]
+    fn podman_is_told_by_its_ping_header_or_version_components() {
+        let podman = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\n\r\n";
+        assert_eq!(flavor_of_ping(podman), Flavor::Podman);
+        assert_eq!(flavor_of_ping("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\n\r\n"), Flavor::Docker);
+        let names = ["Podman Engine", "Conmon", "OCI Runtime (runc)"];
+        assert_eq!(flavor_of_components(names.into_iter()), Flavor::Podman);
+        let names = ["Engine", "containerd", "runc", "docker-init"];
+        assert_eq!(flavor_of_components(names.into_iter()), Flavor::Docker);
+    }
+
+    #[test]
+    fn podman_identity_is_host_and_storage_not_its_random_id() {
+        let p = |id| {
+            identity_of(
+                Flavor::Podman,
+                Some(id),
+                Some("vm"),
+                Some("/var/lib/containers/storage"),
+                "unix:///p.sock",
+            )
+        };
+        // Podman 4.3 answers each `info` with a new UUID: the identity must not follow it.
+        assert_eq!(
+            p("23efedaf-379f-46b8-9bf6-6603dbdddcd1"),
+            p("0d1b4bd9-e147-4685-b06f-dbfe7802cc82")
+        );
+        assert_eq!(p("x").id, "podman:vm:/var/lib/containers/storage");
+        let d = identity_of(
+            Flavor::Docker,
+            Some("ND4D:36XV"),
+            Some("vm"),
+            Some("/var/lib/docker"),
+            "h",
+        );
+        assert_eq!(d.id, "ND4D:36XV");
+        assert_eq!(
+            identity_of(Flavor::Docker, Some(""), None, None, "tcp://h:2375").id,
+            "endpoint:tcp://h:2375"
+        );
+    }
+
+    #[test]
+    fn names_are_familiar_as_dockerd_prints_them() {
+        let tags = vec![
+            "docker.io/library/app:v1".to_string(),
+            "docker.io/me/app:v1".to_string(),
+            "quay.io/me/app:v1".to_string(),
+            "docker.io/localhost:5000/app:v1".to_string(),
+            "localhost/app:v1".to_string(),
+            "app:v1".to_string(),
+            "<none>:<none>".to_string(),
+        ];
+        assert_eq!(
+            familiar_tags(tags),
+            [
+                "app:v1",
+                "me/app:v1",
+                "quay.io/me/app:v1",
+                "docker.io/localhost:5000/app:v1",
+                "localhost/app:v1",
+                "app:v1"
+            ]
+        );
+        assert_eq!(familiar_line("Loaded image: docker.io/library/app:v1"), "Loaded image: app:v1");
+        assert_eq!(familiar_line("Loaded image ID: sha256:abc"), "Loaded image ID: sha256:abc");
+        assert_eq!(full_id("abc".repeat(21) + "d"), format!("sha256:{}d", "abc".repeat(21)));
+    }
+
+    #[test]
+    fn conflicts_keep_the_daemons_words_but_not_advice_to_force() {
+        let podman = "image app:v1 is in use: image used by 38e922ccce05: image is in use by a \
+                      container: consider listing external containers and force-removing image";
+        assert_eq!(
+            conflict_message(podman),
+            "image app:v1 is in use: image used by 38e922ccce05: image is in use by a container"
+        );
+        let docker = "conflict: unable to remove repository reference \"app:v1\" (must force) - \
+                      container 38e922ccce05 is using its referenced image 2c26b943c5be";
+        assert_eq!(conflict_message(docker), docker);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn gzip_is_unpacked_on_the_way_and_plain_passes_untouched() {
+        use std::io::Write as _;
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&data).unwrap();
+        let gz = enc.finish().unwrap();
+        let chunks = |bytes: &[u8]| {
+            let v: Vec<Result<Bytes, std::io::Error>> =
+                bytes.chunks(4096).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            futures_util::stream::iter(v)
+        };
+        let collect = |s: Vec<Result<Bytes, std::io::Error>>| {
+            s.into_iter().flat_map(|b| b.unwrap().to_vec()).collect::<Vec<u8>>()
+        };
+        let out: Vec<_> = gunzip_if_gzip(chunks(&gz)).collect().await;
+        assert_eq!(collect(out), data);
+        let out: Vec<_> = gunzip_if_gzip(chunks(&data)).collect().await;
+        assert_eq!(collect(out), data);
+        // A truncated gzip stream is an error, not a short archive.
+        let out: Vec<_> = gunzip_if_gzip(chunks(&gz[..gz.len() / 2])).collect().await;
+        assert!(out.iter().any(Result::is_err));
     }
 }
