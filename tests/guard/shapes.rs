@@ -103,3 +103,92 @@ mod make_recipes {
     );
     passes!(recipe_echo, "Makefile", "help:\n\t@echo \"docker rmi -f $(IMAGE) removes it\"\n");
 }
+
+mod ids_through_text {
+    use super::*;
+
+    flags!(
+        awk_third_column,
+        "a.sh",
+        "id=$(docker images | grep '^app ' | awk '{ print $3 }')\ndocker save $id > app.tar\n",
+        IG001,
+        2,
+        13
+    );
+    flags!(
+        cut_field_with_space,
+        "a.sh",
+        "id=`docker images | grep app | cut -d' ' -f 3`\ndocker save -o b.tar $id\n",
+        IG001,
+        2,
+        22
+    );
+    flags!(
+        format_columns_read,
+        "a.sh",
+        "docker images --format '{{.Repository}} {{.ID}}' | while read -r name id; do\n  docker save \"$id\" -o \"$name.tar\"\ndone\n",
+        IG001,
+        2,
+        15
+    );
+    flags!(
+        table_read_with_ifs,
+        "a.sh",
+        "docker images | tail -n +2 | while IFS=' ' read -r repo tag id rest; do\n  docker save $id > $id.tar\ndone\n",
+        IG001,
+        2,
+        15
+    );
+    flags!(
+        for_over_awk_in_substitution,
+        "a.sh",
+        "for img in $(docker images | awk '/app/ {print $3}'); do docker save -o $img.tar $img; done\n",
+        IG001,
+        1,
+        82
+    );
+    flags!(
+        format_id_first,
+        "a.sh",
+        "docker image ls --format '{{.ID}}\\t{{.Tag}}' | while read id tag; do docker save $id > $tag.tar; done\n",
+        IG001,
+        1,
+        82
+    );
+    flags!(
+        ssh_heredoc_unquoted,
+        "a.sh",
+        "ssh deploy@host <<EOF\ndocker save \\$(docker images -q) > all.tar\nEOF\n",
+        IG001,
+        2,
+        14
+    );
+    flags!(
+        ssh_remote_bash_s,
+        "a.sh",
+        "ssh -T build bash -s <<'END'\n  ids=$(docker images -q --filter reference='app*')\n  docker save $ids | gzip > /tmp/app.tgz\nEND\n",
+        IG001,
+        3,
+        15
+    );
+    passes!(
+        format_name_column_read,
+        "a.sh",
+        "docker images --format '{{.ID}} {{.Repository}}:{{.Tag}}' | while read id ref; do\n  docker save \"$ref\" -o x.tar\ndone\n"
+    );
+    passes!(
+        cut_first_column,
+        "a.sh",
+        "ref=$(docker images | grep app | cut -d' ' -f1)\ndocker save $ref > a.tar\n"
+    );
+    passes!(
+        awk_thirtieth_field,
+        "a.sh",
+        "x=$(docker images | awk '{print $30}')\ndocker save $x > a.tar\n"
+    );
+    passes!(
+        heredoc_to_cat_over_ssh,
+        "a.sh",
+        "ssh host cat > notes <<EOF\ndocker save 0123456789ab\nEOF\n"
+    );
+}

@@ -43,8 +43,9 @@ pub(crate) enum Prov {
     /// Image IDs or digest-only references (`docker images -q`); `dangling` when filtered to
     /// `dangling=true` or `<none>` rows.
     Ids { dangling: bool },
-    /// The table `docker images` prints (repository, tag, ID columns).
-    Table { dangling: bool },
+    /// A table of whitespace-separated columns, the `id`-th (1-based) holding image IDs: what
+    /// `docker images` prints (repository, tag, ID, …), or `--format '{{.Repository}} {{.ID}}'`.
+    Table { id: usize, dangling: bool },
 }
 
 impl Prov {
@@ -53,7 +54,7 @@ impl Prov {
     }
 
     pub(crate) fn is_dangling(self) -> bool {
-        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true })
+        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true, .. })
     }
 }
 
@@ -487,7 +488,7 @@ impl Analyzer {
                         .collect();
                     for (i, name) in names.into_iter().enumerate() {
                         let prov = match input {
-                            Prov::Table { dangling } if i == 2 => Prov::Ids { dangling },
+                            Prov::Table { id, dangling } if i + 1 == id => Prov::Ids { dangling },
                             Prov::Table { .. } if i < 2 => Prov::Name,
                             Prov::Table { .. } => Prov::Unknown,
                             other => other,
@@ -514,7 +515,14 @@ impl Analyzer {
         else {
             return;
         };
-        let remote_shell = program == "ssh" && ssh_command(rest).is_none();
+        // `ssh host`, `ssh host bash -s`, `ssh host sudo sh`: the remote side reads a script.
+        let remote_shell = program == "ssh"
+            && match ssh_command(rest) {
+                None => true,
+                Some(remote) => strip_wrappers(cx, remote, &self.functions).is_some_and(|r| {
+                    is_shell(&r.program) && !r.rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
+                }),
+            };
         if !(is_shell(&program) || remote_shell) || rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
         {
             return;
@@ -525,10 +533,15 @@ impl Analyzer {
                 continue;
             }
             let mut inner = redirect.walk();
+            let mut quoted = false;
             for part in redirect.named_children(&mut inner) {
-                if part.kind() == "heredoc_body" {
-                    let sub = cx.snip.slice(part.byte_range());
-                    self.nested(&sub);
+                match part.kind() {
+                    "heredoc_start" => quoted = cx.text(part).contains(['\'', '"', '\\']),
+                    "heredoc_body" if quoted => self.nested(&cx.snip.slice(part.byte_range())),
+                    // Unquoted: the local shell removes `\` before `$`, `` ` `` and `\`, so
+                    // what the reading shell sees is the body unescaped.
+                    "heredoc_body" => self.nested(&unescape_heredoc(cx, part.byte_range())),
+                    _ => {}
                 }
             }
         }
@@ -654,25 +667,28 @@ impl Analyzer {
                     lits.iter().any(|l| is_short_cluster_with(l, 'v') || *l == "--invert-match");
                 let none = lits.iter().any(|l| l.contains("<none>"));
                 match input {
-                    Prov::Table { .. } if none && !inverted => Prov::Table { dangling: true },
+                    Prov::Table { id, .. } if none && !inverted => {
+                        Prov::Table { id, dangling: true }
+                    }
                     other => other,
                 }
             }
             "awk" | "gawk" | "mawk" | "nawk" => {
                 let program = lits.iter().find(|l| l.contains("print")).copied().unwrap_or("");
                 match input {
-                    Prov::Table { dangling } if program.contains("$3") => Prov::Ids { dangling },
+                    Prov::Table { id, dangling } if prints_field(program, id) => {
+                        Prov::Ids { dangling }
+                    }
                     Prov::Table { .. } if program.contains("$1") => Prov::Name,
                     Prov::Ids { .. } => input,
                     _ => Prov::Unknown,
                 }
             }
             "cut" => match input {
-                Prov::Table { dangling }
-                    if lits.iter().any(|l| *l == "-f3" || *l == "3" || *l == "--fields=3") =>
-                {
+                Prov::Table { id, dangling } if cut_field(&lits) == Some(id) => {
                     Prov::Ids { dangling }
                 }
+                Prov::Table { .. } => Prov::Unknown,
                 other => other,
             },
             "head" | "tail" | "sort" | "uniq" | "sed" | "tr" | "cat" | "tee" => input,
@@ -1035,10 +1051,21 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
         ["images"] | ["image", "ls" | "list"] => {
             if quiet {
                 Prov::Ids { dangling }
+            } else if format.matches("{{").count() > 1 {
+                // Several columns: the ID is the column its placeholder stands in (docker
+                // turns a written `\t` into a tab).
+                let columns: Vec<&str> = format
+                    .split(|c: char| c.is_whitespace() || c == '\\')
+                    .filter(|c| !c.is_empty() && *c != "t")
+                    .collect();
+                match columns.iter().position(|c| c.contains(".ID") || c.contains(".Id")) {
+                    Some(at) => Prov::Table { id: at + 1, dangling },
+                    None => ids_or_names(&format),
+                }
             } else if !format.is_empty() {
                 ids_or_names(&format)
             } else {
-                Prov::Table { dangling }
+                Prov::Table { id: 3, dangling }
             }
         }
         ["history"] | ["image", "history"] if quiet => Prov::Ids { dangling: false },
@@ -1051,6 +1078,26 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
         }
         _ => Prov::Unknown,
     }
+}
+
+/// Whether an awk program prints field `n` (`$3`, not `$30`).
+fn prints_field(program: &str, n: usize) -> bool {
+    let field = format!("${n}");
+    program
+        .match_indices(&field)
+        .any(|(at, _)| !program[at + field.len()..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The field `cut` selects (`-f3`, `-f 3`, `--fields=3`), when it is one field.
+fn cut_field(lits: &[&str]) -> Option<usize> {
+    lits.iter().enumerate().find_map(|(i, l)| {
+        let value = if *l == "-f" || *l == "--fields" {
+            lits.get(i + 1).copied()?
+        } else {
+            l.strip_prefix("--fields=").or_else(|| l.strip_prefix("-f"))?
+        };
+        value.parse().ok()
+    })
 }
 
 /// What a static operand holds.
@@ -1143,6 +1190,28 @@ fn quoted_body(cx: &Cx<'_>, node: Node<'_>) -> Snippet {
         }
         _ => out.extend_from(cx.snip, range),
     }
+    out
+}
+
+/// An unquoted heredoc's body as the shell hands it on: `\$`, `` \` `` and `\\` lose their
+/// backslash, `\` before a line break joins the lines; the map keeps pointing into the file.
+fn unescape_heredoc(cx: &Cx<'_>, range: Range<usize>) -> Snippet {
+    let bytes = cx.src.as_bytes();
+    let mut out = Snippet::new();
+    let (mut i, mut from) = (range.start, range.start);
+    while i < range.end {
+        if bytes[i] == b'\\'
+            && i + 1 < range.end
+            && matches!(bytes[i + 1], b'$' | b'`' | b'\\' | b'\n')
+        {
+            out.extend_from(cx.snip, from..i);
+            from = if bytes[i + 1] == b'\n' { i + 2 } else { i + 1 };
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out.extend_from(cx.snip, from..range.end);
     out
 }
 
