@@ -4,6 +4,7 @@
 //! installed pre-push hook, and `pre-commit try-repo`.
 
 mod binary;
+mod compose;
 mod hooks;
 mod hostile;
 mod recovery;

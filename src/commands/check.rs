@@ -38,7 +38,7 @@ pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Erro
             repo::staged(&repository).map_err(to_error)?
         };
         let exclude = Exclude::new(&root, &config.file.check.exclude).map_err(to_error)?;
-        (repo::scan_blobs(&blobs, &exclude, &rules).map_err(to_error)?, root)
+        (repo::scan_blobs(&blobs, &root, &exclude, &rules).map_err(to_error)?, root)
     } else {
         let targets =
             if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };

@@ -192,3 +192,109 @@ mod ids_through_text {
         "ssh host cat > notes <<EOF\ndocker save 0123456789ab\nEOF\n"
     );
 }
+
+mod more_places {
+    use super::*;
+
+    flags!(
+        taskfile_cmd_string,
+        "Taskfile.yml",
+        "version: '3'\ntasks:\n  build:\n    cmds:\n      - docker build -t {{.IMAGE}} .\n      - echo done\n",
+        IG003,
+        5,
+        9
+    );
+    flags!(
+        taskfile_cmd_map,
+        "Taskfile.yaml",
+        "version: '3'\ntasks:\n  clean:\n    cmds:\n      - task: stop\n      - cmd: docker rmi -f {{.IMAGE}}\n        ignore_error: true\n",
+        IG002,
+        6,
+        14
+    );
+    flags!(
+        taskfile_block,
+        "Taskfile.yml",
+        "tasks:\n  save:\n    cmds:\n      - |\n        ids=$(docker images -q)\n        docker save $ids > all.tar\n",
+        IG001,
+        6,
+        21
+    );
+    passes!(
+        taskfile_desc,
+        "Taskfile.yml",
+        "tasks:\n  clean:\n    desc: docker rmi -f everything\n    cmds:\n      - docker rmi app\n"
+    );
+    flags!(
+        circleci_run_string,
+        ".circleci/config.yml",
+        "version: 2.1\njobs:\n  build:\n    steps:\n      - checkout\n      - run: docker system prune -af\n",
+        IG004,
+        6,
+        14
+    );
+    flags!(
+        circleci_run_command,
+        ".circleci/config.yml",
+        "jobs:\n  build:\n    steps:\n      - run:\n          name: Build\n          command: |\n            docker build -t app:<< pipeline.git.revision >> .\n",
+        IG003,
+        7,
+        13
+    );
+    passes!(
+        circleci_name,
+        ".circleci/config.yml",
+        "jobs:\n  b:\n    steps:\n      - run:\n          name: docker rmi -f x\n          command: echo ok\n"
+    );
+    flags!(
+        azure_script,
+        "azure-pipelines.yml",
+        "steps:\n- script: |\n    docker rmi -f $(imageName)\n  displayName: clean\n",
+        IG002,
+        3,
+        5
+    );
+    flags!(
+        azure_bash,
+        "azure-pipelines.yml",
+        "jobs:\n- job: b\n  steps:\n  - bash: docker build -t ${{ parameters.image }} .\n",
+        IG003,
+        4,
+        11
+    );
+    flags!(
+        azure_docker_task,
+        "azure-pipelines.yaml",
+        "steps:\n- task: Docker@2\n  displayName: Build\n  inputs:\n    command: build\n    repository: app\n    dockerfile: Dockerfile\n",
+        IG003,
+        5,
+        14
+    );
+    passes!(
+        azure_docker_task_push,
+        "azure-pipelines.yml",
+        "steps:\n- task: Docker@2\n  inputs:\n    command: push\n    repository: app\n"
+    );
+    passes!(azure_powershell, "azure-pipelines.yml", "steps:\n- powershell: docker rmi -f app\n");
+    flags!(
+        buildkite_command,
+        ".buildkite/pipeline.yml",
+        "steps:\n  - label: build\n    command: docker build -t app .\n",
+        IG003,
+        3,
+        14
+    );
+    flags!(
+        buildkite_commands_shared_shell,
+        ".buildkite/pipeline.yml",
+        "steps:\n  - commands:\n      - ids=$(docker images -q app)\n      - docker save $ids -o app.tar\n",
+        IG001,
+        4,
+        21
+    );
+    passes!(
+        buildkite_label,
+        ".buildkite/pipeline.yml",
+        "steps:\n  - label: \"docker rmi -f x\"\n    command: make\n"
+    );
+}

@@ -33,6 +33,21 @@ pub struct Hit {
     pub edits: Vec<Edit>,
 }
 
+/// A `docker compose build` command, at offsets of the ORIGINAL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeCall {
+    /// Where the command word starts.
+    pub start: usize,
+    /// Where the command ends.
+    pub end: usize,
+    /// `docker compose` or `docker-compose`.
+    pub command: String,
+    /// The `-f` files.
+    pub files: Vec<String>,
+    /// The services named.
+    pub services: Vec<String>,
+}
+
 /// What a word, variable or command output holds, judged by where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Prov {
@@ -192,6 +207,7 @@ pub struct Analyzer {
     /// Shell functions defined so far: whether each runs its arguments (`"$@"`), like `retry`.
     functions: HashMap<String, bool>,
     hits: Vec<Hit>,
+    composes: Vec<ComposeCall>,
     depth: usize,
 }
 
@@ -215,6 +231,7 @@ impl Analyzer {
             vars: HashMap::new(),
             functions: HashMap::new(),
             hits: Vec::new(),
+            composes: Vec::new(),
             depth: 0,
         }
     }
@@ -399,6 +416,11 @@ impl Analyzer {
     /// The hits found so far.
     pub fn into_hits(self) -> Vec<Hit> {
         self.hits
+    }
+
+    /// The hits and the `docker compose build` commands found so far.
+    pub fn into_parts(self) -> (Vec<Hit>, Vec<ComposeCall>) {
+        (self.hits, self.composes)
     }
 
     fn nested(&mut self, snippet: &Snippet) {
@@ -726,11 +748,19 @@ impl Analyzer {
             self.awk_system(cx, stripped.rest);
             return;
         }
+        if program == "docker-compose" {
+            self.compose_build(cx, node, &words[stripped.engine_at], stripped.rest, program);
+            return;
+        }
         if !is_engine(program) {
             return;
         }
         let engine = &words[stripped.engine_at];
         let cmd = docker_command(stripped.rest);
+        if cmd.sub == ["compose"] {
+            self.compose_build(cx, node, engine, cmd.args, "docker compose");
+            return;
+        }
         let at = cx.origin(engine.node.start_byte());
         let end = cx.origin(node.end_byte().saturating_sub(1)) + 1;
         let call = Call {
@@ -754,6 +784,69 @@ impl Analyzer {
                 });
             }
         }
+    }
+
+    /// `docker compose [-f F] build [SERVICE…]`: noted for [`super::compose::resolve`].
+    fn compose_build(
+        &mut self,
+        cx: &Cx<'_>,
+        node: Node<'_>,
+        engine: &Word<'_>,
+        args: &[Word<'_>],
+        command: &str,
+    ) {
+        const GLOBAL_WITH_VALUE: &[&str] = &[
+            "-f",
+            "--file",
+            "-p",
+            "--project-name",
+            "--project-directory",
+            "--env-file",
+            "--profile",
+            "--ansi",
+            "--progress",
+            "--parallel",
+        ];
+        const BUILD_WITH_VALUE: &[&str] =
+            &["--build-arg", "--ssh", "--builder", "-m", "--memory", "--progress"];
+        let lits: Vec<Option<&str>> = args.iter().map(|w| w.lit.as_deref()).collect();
+        let mut files = Vec::new();
+        let mut i = 0;
+        while let Some(Some(l)) = lits.get(i) {
+            if !l.starts_with('-') {
+                break;
+            }
+            if matches!(*l, "-f" | "--file") {
+                files.extend(lits.get(i + 1).copied().flatten().map(str::to_string));
+            } else if let Some(f) = l.strip_prefix("--file=") {
+                files.push(f.to_string());
+            }
+            i += if GLOBAL_WITH_VALUE.contains(l) { 2 } else { 1 };
+        }
+        if lits.get(i).copied().flatten() != Some("build") {
+            return;
+        }
+        let mut services = Vec::new();
+        let mut j = i + 1;
+        while let Some(w) = lits.get(j) {
+            match w {
+                Some(l) if l.starts_with('-') => {
+                    j += if BUILD_WITH_VALUE.contains(l) { 2 } else { 1 };
+                    continue;
+                }
+                Some(l) => services.push((*l).to_string()),
+                // A service named by a variable: which one is unknown, so none is assumed.
+                None => return,
+            }
+            j += 1;
+        }
+        self.composes.push(ComposeCall {
+            start: cx.origin(engine.node.start_byte()),
+            end: cx.origin(node.end_byte().saturating_sub(1)) + 1,
+            command: command.to_string(),
+            files,
+            services,
+        });
     }
 
     /// `sh -c 'body'`, `bash -ec "body"`: the body is shell.
