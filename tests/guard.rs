@@ -5,6 +5,7 @@
 
 mod binary;
 mod compose;
+mod fix;
 mod hooks;
 mod hostile;
 mod recovery;

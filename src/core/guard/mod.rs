@@ -12,6 +12,7 @@
 mod checks;
 pub mod compose;
 mod dockerfile;
+pub mod fix;
 mod jenkins;
 mod just;
 mod make;
@@ -63,6 +64,14 @@ pub struct Edit {
     pub replacement: String,
     /// What the bytes are expected to be (an edit whose bytes differ is dropped).
     pub original: String,
+    /// 1-based line where the replaced bytes start.
+    pub start_line: usize,
+    /// 1-based column (characters) where they start.
+    pub start_column: usize,
+    /// 1-based line where they end.
+    pub end_line: usize,
+    /// 1-based column just past them.
+    pub end_column: usize,
 }
 
 /// What can make a scan fail (they exit 2).
@@ -303,11 +312,16 @@ pub fn scan_detailed(
         }
         // An edit stands only where the snippet's bytes are the file's own (not inside an
         // unescaped or synthetic part).
-        let edits = if hit.edits.iter().all(|e| text.get(e.range.clone()) == Some(&e.original)) {
+        let mut edits = if hit.edits.iter().all(|e| text.get(e.range.clone()) == Some(&e.original))
+        {
             hit.edits
         } else {
             Vec::new()
         };
+        for e in &mut edits {
+            (e.start_line, e.start_column) = index.position(e.range.start);
+            (e.end_line, e.end_column) = index.position(e.range.end);
+        }
         findings.push(Finding {
             rule: hit.rule,
             severity,
