@@ -146,6 +146,7 @@ pub fn scan_paths(
     let skipped = Mutex::new(Vec::new());
     let lossy = Mutex::new(Vec::new());
     let composes = Mutex::new(Vec::new());
+    let wrapped = Mutex::new(Vec::new());
     let files = AtomicUsize::new(0);
     let record = |display: PathBuf, result: FileScan, explicit: bool| match result {
         FileScan::NotOurs => {}
@@ -162,6 +163,9 @@ pub fn scan_paths(
             }
             if !scan.compose_builds.is_empty() {
                 lock(&composes).extend(scan.compose_builds);
+            }
+            if !scan.wrapped.is_empty() {
+                lock(&wrapped).push((scan.wrapped, scan.sources));
             }
         }
     };
@@ -235,6 +239,10 @@ pub fn scan_paths(
     let mut findings = findings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     let composes = composes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     findings.extend(resolve_composes(&composes, display_root, rules));
+    for (found, sources) in wrapped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        findings.extend(resolve_wrapped(found, &sources, display_root));
+    }
     sort(&mut findings);
     let mut skipped = skipped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
@@ -303,6 +311,29 @@ fn scan_file(path: &Path, display: &Path, rules: &Rules) -> Result<FileScan, Rep
     Ok(FileScan::Scanned { scan, lossy })
 }
 
+/// The findings of commands run through a function defined in a sourced file: each stands if
+/// one of `sources` (read from under `base`: `./x` next to the file, else next to it or at
+/// the root) defines that function to run its arguments.
+fn resolve_wrapped(found: Vec<(String, Finding)>, sources: &[String], base: &Path) -> Vec<Finding> {
+    let Some(script) = found.first().map(|(_, f)| f.path.clone()) else { return Vec::new() };
+    let dir = script.parent().unwrap_or(Path::new(""));
+    let mut wrappers = std::collections::HashSet::new();
+    for source in sources {
+        let candidates = match source.strip_prefix("./") {
+            Some(rest) => vec![dir.join(rest)],
+            None if Path::new(source).is_absolute() => continue,
+            None => vec![dir.join(source), PathBuf::from(source)],
+        };
+        for candidate in candidates {
+            if let Ok(bytes) = bounded_read::read_regular(&base.join(&candidate), SOURCE_LIMIT) {
+                wrappers.extend(crate::core::guard::wrapper_functions(&decode(&bytes).0));
+                break;
+            }
+        }
+    }
+    found.into_iter().filter(|(via, _)| wrappers.contains(via)).map(|(_, f)| f).collect()
+}
+
 /// The IG003 findings of `docker compose build` commands: each command's compose files are
 /// looked up (paths relative to `base`, the directory reported paths are relative to), read
 /// like any scanned file, and resolved. A compose file that cannot be read is passed over, as
@@ -349,6 +380,7 @@ pub fn scan_blobs(
 ) -> Result<Scanned, RepoError> {
     let mut scanned = Scanned::default();
     let mut composes = Vec::new();
+    let mut wrapped = Vec::new();
     for (path, blob) in blobs {
         if exclude.excludes(path, false) {
             continue;
@@ -368,8 +400,14 @@ pub fn scan_blobs(
                 let scan = crate::core::guard::scan_detailed(kind, path, text, rules)?;
                 scanned.findings.extend(scan.findings);
                 composes.extend(scan.compose_builds);
+                if !scan.wrapped.is_empty() {
+                    wrapped.push((scan.wrapped, scan.sources));
+                }
             }
         }
+    }
+    for (found, sources) in wrapped {
+        scanned.findings.extend(resolve_wrapped(found, &sources, root));
     }
     // The compose files are read from the working tree: the tag lives there whether or not
     // the push changes it.

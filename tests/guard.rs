@@ -3,8 +3,8 @@
 //! schema, GitHub annotations, configuration, `--staged`, a real `git push` through the
 //! installed pre-push hook, and `pre-commit try-repo`.
 
+mod across_files;
 mod binary;
-mod compose;
 mod fix;
 mod hooks;
 mod hostile;

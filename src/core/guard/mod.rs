@@ -236,6 +236,19 @@ pub struct Scan {
     pub findings: Vec<Finding>,
     /// The compose builds (inline ignores already applied).
     pub compose_builds: Vec<ComposeBuild>,
+    /// Findings of commands run through a function this file does not define, with its
+    /// name: they stand if a file in [`Scan::sources`] defines it to run its arguments
+    /// ([`wrapper_functions`]).
+    pub wrapped: Vec<(String, Finding)>,
+    /// The files the file sources (`. ./lib.sh`; `./` means relative to the file).
+    pub sources: Vec<String>,
+}
+
+/// The shell functions `text` defines that run their arguments (`retry() { … "$@" … }`).
+pub fn wrapper_functions(text: &str) -> Vec<String> {
+    let mut analyzer = shell::Analyzer::new();
+    analyzer.analyze(&Snippet::identity(text).without_comment_lines());
+    analyzer.wrapper_functions()
 }
 
 /// Scans one file as `kind`, with its compose builds.
@@ -281,7 +294,8 @@ pub fn scan_detailed(
         let on = |l: usize| ignores.get(&l).is_some_and(|set| set.contains(&rule));
         on(line) || (line > 1 && on(line - 1))
     };
-    let (hits, composes) = analyzer.into_parts();
+    let (hits, composes, sources) = analyzer.into_parts();
+    let mut wrapped = Vec::new();
     let mut compose_builds = Vec::new();
     for call in composes {
         let (line, column) = index.position(call.start);
@@ -312,6 +326,9 @@ pub fn scan_detailed(
         }
         // An edit stands only where the snippet's bytes are the file's own (not inside an
         // unescaped or synthetic part).
+        if hit.via.is_some() && sources.is_empty() {
+            continue;
+        }
         let mut edits = if hit.edits.iter().all(|e| text.get(e.range.clone()) == Some(&e.original))
         {
             hit.edits
@@ -322,7 +339,7 @@ pub fn scan_detailed(
             (e.start_line, e.start_column) = index.position(e.range.start);
             (e.end_line, e.end_column) = index.position(e.range.end);
         }
-        findings.push(Finding {
+        let finding = Finding {
             rule: hit.rule,
             severity,
             path: path.to_path_buf(),
@@ -333,10 +350,14 @@ pub fn scan_detailed(
             fix: hit.rule.info().fix.to_string(),
             excerpt: index.line(line).to_string(),
             edits,
-        });
+        };
+        match hit.via {
+            Some(via) => wrapped.push((via, finding)),
+            None => findings.push(finding),
+        }
     }
     findings.sort_by_key(|f| (f.line, f.column, f.rule));
-    Ok(Scan { findings, compose_builds })
+    Ok(Scan { findings, compose_builds, wrapped, sources })
 }
 
 /// Whether any rule can match: every rule needs an engine's name followed, within a few

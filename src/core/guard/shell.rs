@@ -31,6 +31,9 @@ pub struct Hit {
     pub message: String,
     /// The edits that fix it (empty when the rule has no fix for this spelling).
     pub edits: Vec<Edit>,
+    /// The function the command runs through when it is defined in another file: the hit
+    /// stands only if that file shows the function runs its arguments.
+    pub via: Option<String>,
 }
 
 /// A `docker compose build` command, at offsets of the ORIGINAL file.
@@ -208,6 +211,8 @@ pub struct Analyzer {
     functions: HashMap<String, bool>,
     hits: Vec<Hit>,
     composes: Vec<ComposeCall>,
+    /// Files the shell sources (`. lib.sh`), as written or relative to the script (`./…`).
+    sources: Vec<String>,
     depth: usize,
 }
 
@@ -232,6 +237,7 @@ impl Analyzer {
             functions: HashMap::new(),
             hits: Vec::new(),
             composes: Vec::new(),
+            sources: Vec::new(),
             depth: 0,
         }
     }
@@ -418,9 +424,17 @@ impl Analyzer {
         self.hits
     }
 
-    /// The hits and the `docker compose build` commands found so far.
-    pub fn into_parts(self) -> (Vec<Hit>, Vec<ComposeCall>) {
-        (self.hits, self.composes)
+    /// The hits, the `docker compose build` commands and the sourced files found so far.
+    pub fn into_parts(self) -> (Vec<Hit>, Vec<ComposeCall>, Vec<String>) {
+        (self.hits, self.composes, self.sources)
+    }
+
+    /// The functions that run their arguments, of all defined so far.
+    pub fn wrapper_functions(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.functions.iter().filter(|(_, runs)| **runs).map(|(n, _)| n.clone()).collect();
+        out.sort();
+        out
     }
 
     fn nested(&mut self, snippet: &Snippet) {
@@ -752,13 +766,54 @@ impl Analyzer {
             self.compose_build(cx, node, &words[stripped.engine_at], stripped.rest, program);
             return;
         }
-        if !is_engine(program) {
+        if matches!(program, "source" | ".") {
+            if let Some(file) = stripped.rest.first().and_then(|w| sourced_path(cx, w)) {
+                self.sources.push(file);
+            }
             return;
         }
+        if !is_engine(program) {
+            // `lib_retry docker rmi -f x`, with `lib_retry` from another file: judged as if it
+            // ran its arguments, and kept only if the sourced file shows that it does.
+            if self.functions.contains_key(program) {
+                return;
+            }
+            let mut k = stripped.engine_at + 1;
+            while words
+                .get(k)
+                .and_then(|w| w.lit.as_deref())
+                .is_some_and(|l| l.starts_with('-') || l.bytes().all(|b| b.is_ascii_digit()))
+            {
+                k += 1;
+            }
+            if words.get(k).and_then(|w| w.lit.as_deref()).is_some_and(is_engine) {
+                if let Some(inner) = strip_wrappers(cx, &words[k..], &self.functions) {
+                    let inner = Stripped { engine_at: inner.engine_at + k, ..inner };
+                    self.judge_engine(cx, node, &words, &inner, input, Some(program));
+                }
+            }
+            return;
+        }
+        self.judge_engine(cx, node, &words, &stripped, input, None);
+    }
+
+    /// Runs every registered check on one engine command line.
+    fn judge_engine(
+        &mut self,
+        cx: &Cx<'_>,
+        node: Node<'_>,
+        words: &[Word<'_>],
+        stripped: &Stripped<'_, '_>,
+        input: Prov,
+        via: Option<&str>,
+    ) {
+        let program = stripped.program.as_str();
         let engine = &words[stripped.engine_at];
         let cmd = docker_command(stripped.rest);
         if cmd.sub == ["compose"] {
-            self.compose_build(cx, node, engine, cmd.args, "docker compose");
+            if via.is_none() {
+                self.compose_build(cx, node, engine, cmd.args, "docker compose");
+            }
             return;
         }
         let at = cx.origin(engine.node.start_byte());
@@ -781,6 +836,7 @@ impl Analyzer {
                     end,
                     message: verdict.message,
                     edits: verdict.edits,
+                    via: via.map(str::to_string),
                 });
             }
         }
@@ -986,6 +1042,38 @@ fn strip_wrappers<'w, 't>(
             }
         }
     }
+}
+
+/// The file a `source`/`.` command reads: a literal path, or the literal tail after the
+/// script's own directory (`"$(dirname "$0")/lib.sh"`, `${BASH_SOURCE%/*}/lib.sh`,
+/// `"$DIR/lib.sh"`), given as `./lib.sh` (relative to the script).
+fn sourced_path(cx: &Cx<'_>, word: &Word<'_>) -> Option<String> {
+    if let Some(lit) = &word.lit {
+        return Some(lit.clone());
+    }
+    let text = cx.text(word.node).replace('"', "");
+    let rest = text.strip_prefix('$')?;
+    // The end of the leading expansion: `$(…)`, `${…}` or `$NAME`.
+    let end = match rest.chars().next()? {
+        open @ ('(' | '{') => {
+            let close = if open == '(' { ')' } else { '}' };
+            let mut depth = 0;
+            rest.char_indices().find_map(|(i, c)| {
+                if c == open {
+                    depth += 1;
+                } else if c == close {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                None
+            })?
+        }
+        _ => rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len()),
+    };
+    let tail = rest[end..].strip_prefix('/')?;
+    (!tail.is_empty() && !tail.contains('$')).then(|| format!("./{tail}"))
 }
 
 /// `$(E)docker` in Make, `${prefix}docker`: expansions then a literal engine name.

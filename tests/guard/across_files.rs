@@ -1,6 +1,7 @@
-//! `docker compose build` / `docker-compose build`: the finding stands on the command's line
-//! and names the compose file and service; silent without a compose file that gives a built
-//! service a fixed `image:`.
+//! What is resolved across files of the repository. `docker compose build` /
+//! `docker-compose build`: the finding stands on the command's line and names the compose file
+//! and service; silent without a compose file that gives a built service a fixed `image:`.
+//! A wrapper function defined in a sourced file.
 
 use super::{imgguard, write};
 
@@ -66,4 +67,23 @@ fn inline_ignore_and_rule_off_hold() {
     let off = (".imgguard.yml", "check:\n  rules:\n    IG003: off\n");
     let script = ("build.sh", "docker compose build\n");
     assert_eq!(check(&[("compose.yaml", COMPOSE), script, off], &[]).0, 0);
+}
+
+/// A wrapper defined in a sourced file of the repository counts like one in the same file.
+#[test]
+fn wrapper_from_a_sourced_file() {
+    let lib = ("ci/lib/common.sh", "retry_cmd() {\n  local n=0\n  until \"$@\"; do n=$((n+1)); [ $n -ge 3 ] && return 1; done\n}\nsay() { echo \"$@\"; }\n");
+    let script = "#!/bin/bash\n. \"$(dirname \"$0\")/lib/common.sh\"\nretry_cmd docker rmi -f app\nsay docker rmi -f app\nundefined_fn docker rmi -f app\n";
+    let (code, out) = check(&[lib, ("ci/clean.sh", script)], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("ci/clean.sh:3:11: error[IG002]"), "{out}");
+    assert_eq!(out.matches("[IG002]").count(), 1, "{out}");
+    // `source lib.sh` relative to the root works too; without the source line, nothing.
+    let root_lib = ("lib.sh", "with_retry_x() { for i in 1 2; do \"$@\" && break; done; }\n");
+    let (code, out) =
+        check(&[root_lib, ("b.sh", "source lib.sh\nwith_retry_x docker build -t a .\n")], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("b.sh:2:14: note[IG003]"), "{out}");
+    let (code, _) = check(&[root_lib, ("b.sh", "with_retry_x docker build -t a .\n")], &[]);
+    assert_eq!(code, 0);
 }
