@@ -1,5 +1,5 @@
 #!/bin/sh
-# Benchmark for `imgguard check` (issue 6), run by hand:
+# Benchmark for `imgguard check`, run by hand:
 #
 #   bench/check-scale.sh [FILES]        # default 50000
 #   BENCH_KEEP=1 bench/check-scale.sh   # keep the generated repository (its path is printed)
