@@ -219,6 +219,24 @@ pub struct CheckArgs {
     /// command line that is not read is always reported.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+
+    /// Rewrite the files: apply the safe fixes (a bare --fix: IG002, drop -f/--force), or
+    /// those of the rules listed (--fix=IG002,IG003; IG003's fix runs `imgguard build`, so it
+    /// is applied only when named). Fixed findings are not reported.
+    #[arg(
+        long,
+        value_name = "RULES",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        conflicts_with_all = ["staged", "pre_push"]
+    )]
+    pub fix: Option<String>,
+
+    /// Print the fixes (those of --fix, default: the safe ones) as a unified diff on stdout
+    /// instead of writing them; exit 1 when there is something to fix.
+    #[arg(long, conflicts_with_all = ["staged", "pre_push"])]
+    pub diff: bool,
 }
 
 /// Output formats of `imgguard check`.

@@ -20,7 +20,8 @@ use ignore::{WalkBuilder, WalkState};
 
 use crate::bounded_read::{self, ReadError, SOURCE_LIMIT};
 use crate::core::guard::{
-    decode, kind_by_name, kind_of, may_have_shebang, Finding, GuardError, Rules,
+    compose, decode, kind_by_name, kind_of, may_have_shebang, ComposeBuild, Finding, GuardError,
+    Rules,
 };
 
 /// What can go wrong reading the sources (all exit 2).
@@ -129,7 +130,7 @@ enum FileScan {
     /// Not read, with the reason.
     Skipped(String),
     /// Scanned; `lossy` when bytes that are not UTF-8 were replaced.
-    Scanned { findings: Vec<Finding>, lossy: bool },
+    Scanned { scan: crate::core::guard::Scan, lossy: bool },
 }
 
 /// Scans `targets` (files or directories) in parallel. Findings name paths relative to
@@ -144,19 +145,27 @@ pub fn scan_paths(
     let errors = Mutex::new(Vec::new());
     let skipped = Mutex::new(Vec::new());
     let lossy = Mutex::new(Vec::new());
+    let composes = Mutex::new(Vec::new());
+    let wrapped = Mutex::new(Vec::new());
     let files = AtomicUsize::new(0);
     let record = |display: PathBuf, result: FileScan, explicit: bool| match result {
         FileScan::NotOurs => {}
         FileScan::Skipped(reason) => {
             lock(&skipped).push(Skipped { path: display, reason, explicit });
         }
-        FileScan::Scanned { findings: found, lossy: odd } => {
+        FileScan::Scanned { scan, lossy: odd } => {
             files.fetch_add(1, Ordering::Relaxed);
             if odd {
                 lock(&lossy).push(display);
             }
-            if !found.is_empty() {
-                lock(&findings).extend(found);
+            if !scan.findings.is_empty() {
+                lock(&findings).extend(scan.findings);
+            }
+            if !scan.compose_builds.is_empty() {
+                lock(&composes).extend(scan.compose_builds);
+            }
+            if !scan.wrapped.is_empty() {
+                lock(&wrapped).push((scan.wrapped, scan.sources));
             }
         }
     };
@@ -228,6 +237,12 @@ pub fn scan_paths(
         return Err(e);
     }
     let mut findings = findings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let composes = composes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    findings.extend(resolve_composes(&composes, display_root, rules));
+    for (found, sources) in wrapped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        findings.extend(resolve_wrapped(found, &sources, display_root));
+    }
     sort(&mut findings);
     let mut skipped = skipped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
@@ -292,8 +307,54 @@ fn scan_file(path: &Path, display: &Path, rules: &Rules) -> Result<FileScan, Rep
     let Some(kind) = kind_of(display, &text).or_else(|| kind_of(path, &text)) else {
         return Ok(FileScan::NotOurs);
     };
-    let findings = crate::core::guard::scan_as(kind, display, &text, rules)?;
-    Ok(FileScan::Scanned { findings, lossy })
+    let scan = crate::core::guard::scan_detailed(kind, display, &text, rules)?;
+    Ok(FileScan::Scanned { scan, lossy })
+}
+
+/// The findings of commands run through a function defined in a sourced file: each stands if
+/// one of `sources` (read from under `base`: `./x` next to the file, else next to it or at
+/// the root) defines that function to run its arguments.
+fn resolve_wrapped(found: Vec<(String, Finding)>, sources: &[String], base: &Path) -> Vec<Finding> {
+    let Some(script) = found.first().map(|(_, f)| f.path.clone()) else { return Vec::new() };
+    let dir = script.parent().unwrap_or(Path::new(""));
+    let mut wrappers = std::collections::HashSet::new();
+    for source in sources {
+        let candidates = match source.strip_prefix("./") {
+            Some(rest) => vec![dir.join(rest)],
+            None if Path::new(source).is_absolute() => continue,
+            None => vec![dir.join(source), PathBuf::from(source)],
+        };
+        for candidate in candidates {
+            if let Ok(bytes) = bounded_read::read_regular(&base.join(&candidate), SOURCE_LIMIT) {
+                wrappers.extend(crate::core::guard::wrapper_functions(&decode(&bytes).0));
+                break;
+            }
+        }
+    }
+    found.into_iter().filter(|(via, _)| wrappers.contains(via)).map(|(_, f)| f).collect()
+}
+
+/// The IG003 findings of `docker compose build` commands: each command's compose files are
+/// looked up (paths relative to `base`, the directory reported paths are relative to), read
+/// like any scanned file, and resolved. A compose file that cannot be read is passed over, as
+/// compose would fail on it.
+fn resolve_composes(builds: &[ComposeBuild], base: &Path, rules: &Rules) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for build in builds {
+        let mut files = Vec::new();
+        for candidate in compose::candidates(build) {
+            let Ok(bytes) = bounded_read::read_regular(&base.join(&candidate), SOURCE_LIMIT) else {
+                continue;
+            };
+            files.push((candidate, decode(&bytes).0.into_owned()));
+            if build.files.is_empty() {
+                // compose reads the first default file it finds, nearest first.
+                break;
+            }
+        }
+        out.extend(compose::resolve(build, &files, rules));
+    }
+    out
 }
 
 /// A file's content read from git: its text, or why it was not read.
@@ -313,10 +374,13 @@ pub enum Blob {
 /// Scans `(path, content)` pairs read from git (index or pushed blobs).
 pub fn scan_blobs(
     blobs: &BTreeMap<PathBuf, Blob>,
+    root: &Path,
     exclude: &Exclude,
     rules: &Rules,
 ) -> Result<Scanned, RepoError> {
     let mut scanned = Scanned::default();
+    let mut composes = Vec::new();
+    let mut wrapped = Vec::new();
     for (path, blob) in blobs {
         if exclude.excludes(path, false) {
             continue;
@@ -333,10 +397,21 @@ pub fn scan_blobs(
                 if *lossy {
                     scanned.lossy.push(path.clone());
                 }
-                scanned.findings.extend(crate::core::guard::scan_as(kind, path, text, rules)?);
+                let scan = crate::core::guard::scan_detailed(kind, path, text, rules)?;
+                scanned.findings.extend(scan.findings);
+                composes.extend(scan.compose_builds);
+                if !scan.wrapped.is_empty() {
+                    wrapped.push((scan.wrapped, scan.sources));
+                }
             }
         }
     }
+    for (found, sources) in wrapped {
+        scanned.findings.extend(resolve_wrapped(found, &sources, root));
+    }
+    // The compose files are read from the working tree: the tag lives there whether or not
+    // the push changes it.
+    scanned.findings.extend(resolve_composes(&composes, root, rules));
     sort(&mut scanned.findings);
     Ok(scanned)
 }

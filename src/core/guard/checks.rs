@@ -59,6 +59,10 @@ impl Call<'_, '_> {
             range: start..end,
             replacement: replacement.to_string(),
             original: self.cx.src[range].to_string(),
+            start_line: 0,
+            start_column: 0,
+            end_line: 0,
+            end_column: 0,
         }
     }
 }

@@ -195,6 +195,38 @@ struct SarifResult {
     message: SarifText,
     locations: Vec<SarifLocation>,
     partial_fingerprints: serde_json::Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fixes: Vec<SarifFix>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifFix {
+    description: SarifText,
+    artifact_changes: Vec<SarifChange>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifChange {
+    artifact_location: SarifArtifact,
+    replacements: Vec<SarifReplacement>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifReplacement {
+    deleted_region: SarifDeleted,
+    inserted_content: SarifText,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifDeleted {
+    start_line: usize,
+    start_column: usize,
+    end_line: usize,
+    end_column: usize,
 }
 
 #[derive(Serialize)]
@@ -285,6 +317,7 @@ pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
             partial_fingerprints: serde_json::json!({
                 "imgguard/v1": format!("{}:{}:{}", f.rule, slash_path(&f.path), f.excerpt.trim()),
             }),
+            fixes: sarif_fixes(f),
         })
         .collect();
     let log = SarifLog {
@@ -309,6 +342,36 @@ pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
     let mut s = serde_json::to_string_pretty(&log).expect("SARIF serializes");
     s.push('\n');
     s
+}
+
+/// The finding's edits as one SARIF fix (none when it has no edits).
+fn sarif_fixes(f: &Finding) -> Vec<SarifFix> {
+    if f.edits.is_empty() {
+        return Vec::new();
+    }
+    let replacements = f
+        .edits
+        .iter()
+        .map(|e| SarifReplacement {
+            deleted_region: SarifDeleted {
+                start_line: e.start_line,
+                start_column: e.start_column,
+                end_line: e.end_line,
+                end_column: e.end_column,
+            },
+            inserted_content: SarifText { text: e.replacement.clone() },
+        })
+        .collect();
+    vec![SarifFix {
+        description: SarifText { text: f.fix.clone() },
+        artifact_changes: vec![SarifChange {
+            artifact_location: SarifArtifact {
+                uri: uri_escape(&slash_path(&f.path)),
+                uri_base_id: SRCROOT,
+            },
+            replacements,
+        }],
+    }]
 }
 
 fn rule_index(rule: RuleId) -> usize {

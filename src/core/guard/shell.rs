@@ -31,6 +31,24 @@ pub struct Hit {
     pub message: String,
     /// The edits that fix it (empty when the rule has no fix for this spelling).
     pub edits: Vec<Edit>,
+    /// The function the command runs through when it is defined in another file: the hit
+    /// stands only if that file shows the function runs its arguments.
+    pub via: Option<String>,
+}
+
+/// A `docker compose build` command, at offsets of the ORIGINAL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeCall {
+    /// Where the command word starts.
+    pub start: usize,
+    /// Where the command ends.
+    pub end: usize,
+    /// `docker compose` or `docker-compose`.
+    pub command: String,
+    /// The `-f` files.
+    pub files: Vec<String>,
+    /// The services named.
+    pub services: Vec<String>,
 }
 
 /// What a word, variable or command output holds, judged by where it came from.
@@ -43,8 +61,9 @@ pub(crate) enum Prov {
     /// Image IDs or digest-only references (`docker images -q`); `dangling` when filtered to
     /// `dangling=true` or `<none>` rows.
     Ids { dangling: bool },
-    /// The table `docker images` prints (repository, tag, ID columns).
-    Table { dangling: bool },
+    /// A table of whitespace-separated columns, the `id`-th (1-based) holding image IDs: what
+    /// `docker images` prints (repository, tag, ID, …), or `--format '{{.Repository}} {{.ID}}'`.
+    Table { id: usize, dangling: bool },
 }
 
 impl Prov {
@@ -53,7 +72,7 @@ impl Prov {
     }
 
     pub(crate) fn is_dangling(self) -> bool {
-        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true })
+        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true, .. })
     }
 }
 
@@ -191,6 +210,9 @@ pub struct Analyzer {
     /// Shell functions defined so far: whether each runs its arguments (`"$@"`), like `retry`.
     functions: HashMap<String, bool>,
     hits: Vec<Hit>,
+    composes: Vec<ComposeCall>,
+    /// Files the shell sources (`. lib.sh`), as written or relative to the script (`./…`).
+    sources: Vec<String>,
     depth: usize,
 }
 
@@ -214,6 +236,8 @@ impl Analyzer {
             vars: HashMap::new(),
             functions: HashMap::new(),
             hits: Vec::new(),
+            composes: Vec::new(),
+            sources: Vec::new(),
             depth: 0,
         }
     }
@@ -400,6 +424,19 @@ impl Analyzer {
         self.hits
     }
 
+    /// The hits, the `docker compose build` commands and the sourced files found so far.
+    pub fn into_parts(self) -> (Vec<Hit>, Vec<ComposeCall>, Vec<String>) {
+        (self.hits, self.composes, self.sources)
+    }
+
+    /// The functions that run their arguments, of all defined so far.
+    pub fn wrapper_functions(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.functions.iter().filter(|(_, runs)| **runs).map(|(n, _)| n.clone()).collect();
+        out.sort();
+        out
+    }
+
     fn nested(&mut self, snippet: &Snippet) {
         self.depth += 1;
         self.analyze(snippet);
@@ -487,7 +524,7 @@ impl Analyzer {
                         .collect();
                     for (i, name) in names.into_iter().enumerate() {
                         let prov = match input {
-                            Prov::Table { dangling } if i == 2 => Prov::Ids { dangling },
+                            Prov::Table { id, dangling } if i + 1 == id => Prov::Ids { dangling },
                             Prov::Table { .. } if i < 2 => Prov::Name,
                             Prov::Table { .. } => Prov::Unknown,
                             other => other,
@@ -514,7 +551,14 @@ impl Analyzer {
         else {
             return;
         };
-        let remote_shell = program == "ssh" && ssh_command(rest).is_none();
+        // `ssh host`, `ssh host bash -s`, `ssh host sudo sh`: the remote side reads a script.
+        let remote_shell = program == "ssh"
+            && match ssh_command(rest) {
+                None => true,
+                Some(remote) => strip_wrappers(cx, remote, &self.functions).is_some_and(|r| {
+                    is_shell(&r.program) && !r.rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
+                }),
+            };
         if !(is_shell(&program) || remote_shell) || rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
         {
             return;
@@ -525,10 +569,15 @@ impl Analyzer {
                 continue;
             }
             let mut inner = redirect.walk();
+            let mut quoted = false;
             for part in redirect.named_children(&mut inner) {
-                if part.kind() == "heredoc_body" {
-                    let sub = cx.snip.slice(part.byte_range());
-                    self.nested(&sub);
+                match part.kind() {
+                    "heredoc_start" => quoted = cx.text(part).contains(['\'', '"', '\\']),
+                    "heredoc_body" if quoted => self.nested(&cx.snip.slice(part.byte_range())),
+                    // Unquoted: the local shell removes `\` before `$`, `` ` `` and `\`, so
+                    // what the reading shell sees is the body unescaped.
+                    "heredoc_body" => self.nested(&unescape_heredoc(cx, part.byte_range())),
+                    _ => {}
                 }
             }
         }
@@ -654,25 +703,28 @@ impl Analyzer {
                     lits.iter().any(|l| is_short_cluster_with(l, 'v') || *l == "--invert-match");
                 let none = lits.iter().any(|l| l.contains("<none>"));
                 match input {
-                    Prov::Table { .. } if none && !inverted => Prov::Table { dangling: true },
+                    Prov::Table { id, .. } if none && !inverted => {
+                        Prov::Table { id, dangling: true }
+                    }
                     other => other,
                 }
             }
             "awk" | "gawk" | "mawk" | "nawk" => {
                 let program = lits.iter().find(|l| l.contains("print")).copied().unwrap_or("");
                 match input {
-                    Prov::Table { dangling } if program.contains("$3") => Prov::Ids { dangling },
+                    Prov::Table { id, dangling } if prints_field(program, id) => {
+                        Prov::Ids { dangling }
+                    }
                     Prov::Table { .. } if program.contains("$1") => Prov::Name,
                     Prov::Ids { .. } => input,
                     _ => Prov::Unknown,
                 }
             }
             "cut" => match input {
-                Prov::Table { dangling }
-                    if lits.iter().any(|l| *l == "-f3" || *l == "3" || *l == "--fields=3") =>
-                {
+                Prov::Table { id, dangling } if cut_field(&lits) == Some(id) => {
                     Prov::Ids { dangling }
                 }
+                Prov::Table { .. } => Prov::Unknown,
                 other => other,
             },
             "head" | "tail" | "sort" | "uniq" | "sed" | "tr" | "cat" | "tee" => input,
@@ -710,11 +762,60 @@ impl Analyzer {
             self.awk_system(cx, stripped.rest);
             return;
         }
-        if !is_engine(program) {
+        if program == "docker-compose" {
+            self.compose_build(cx, node, &words[stripped.engine_at], stripped.rest, program);
             return;
         }
+        if matches!(program, "source" | ".") {
+            if let Some(file) = stripped.rest.first().and_then(|w| sourced_path(cx, w)) {
+                self.sources.push(file);
+            }
+            return;
+        }
+        if !is_engine(program) {
+            // `lib_retry docker rmi -f x`, with `lib_retry` from another file: judged as if it
+            // ran its arguments, and kept only if the sourced file shows that it does.
+            if self.functions.contains_key(program) {
+                return;
+            }
+            let mut k = stripped.engine_at + 1;
+            while words
+                .get(k)
+                .and_then(|w| w.lit.as_deref())
+                .is_some_and(|l| l.starts_with('-') || l.bytes().all(|b| b.is_ascii_digit()))
+            {
+                k += 1;
+            }
+            if words.get(k).and_then(|w| w.lit.as_deref()).is_some_and(is_engine) {
+                if let Some(inner) = strip_wrappers(cx, &words[k..], &self.functions) {
+                    let inner = Stripped { engine_at: inner.engine_at + k, ..inner };
+                    self.judge_engine(cx, node, &words, &inner, input, Some(program));
+                }
+            }
+            return;
+        }
+        self.judge_engine(cx, node, &words, &stripped, input, None);
+    }
+
+    /// Runs every registered check on one engine command line.
+    fn judge_engine(
+        &mut self,
+        cx: &Cx<'_>,
+        node: Node<'_>,
+        words: &[Word<'_>],
+        stripped: &Stripped<'_, '_>,
+        input: Prov,
+        via: Option<&str>,
+    ) {
+        let program = stripped.program.as_str();
         let engine = &words[stripped.engine_at];
         let cmd = docker_command(stripped.rest);
+        if cmd.sub == ["compose"] {
+            if via.is_none() {
+                self.compose_build(cx, node, engine, cmd.args, "docker compose");
+            }
+            return;
+        }
         let at = cx.origin(engine.node.start_byte());
         let end = cx.origin(node.end_byte().saturating_sub(1)) + 1;
         let call = Call {
@@ -735,9 +836,73 @@ impl Analyzer {
                     end,
                     message: verdict.message,
                     edits: verdict.edits,
+                    via: via.map(str::to_string),
                 });
             }
         }
+    }
+
+    /// `docker compose [-f F] build [SERVICE…]`: noted for [`super::compose::resolve`].
+    fn compose_build(
+        &mut self,
+        cx: &Cx<'_>,
+        node: Node<'_>,
+        engine: &Word<'_>,
+        args: &[Word<'_>],
+        command: &str,
+    ) {
+        const GLOBAL_WITH_VALUE: &[&str] = &[
+            "-f",
+            "--file",
+            "-p",
+            "--project-name",
+            "--project-directory",
+            "--env-file",
+            "--profile",
+            "--ansi",
+            "--progress",
+            "--parallel",
+        ];
+        const BUILD_WITH_VALUE: &[&str] =
+            &["--build-arg", "--ssh", "--builder", "-m", "--memory", "--progress"];
+        let lits: Vec<Option<&str>> = args.iter().map(|w| w.lit.as_deref()).collect();
+        let mut files = Vec::new();
+        let mut i = 0;
+        while let Some(Some(l)) = lits.get(i) {
+            if !l.starts_with('-') {
+                break;
+            }
+            if matches!(*l, "-f" | "--file") {
+                files.extend(lits.get(i + 1).copied().flatten().map(str::to_string));
+            } else if let Some(f) = l.strip_prefix("--file=") {
+                files.push(f.to_string());
+            }
+            i += if GLOBAL_WITH_VALUE.contains(l) { 2 } else { 1 };
+        }
+        if lits.get(i).copied().flatten() != Some("build") {
+            return;
+        }
+        let mut services = Vec::new();
+        let mut j = i + 1;
+        while let Some(w) = lits.get(j) {
+            match w {
+                Some(l) if l.starts_with('-') => {
+                    j += if BUILD_WITH_VALUE.contains(l) { 2 } else { 1 };
+                    continue;
+                }
+                Some(l) => services.push((*l).to_string()),
+                // A service named by a variable: which one is unknown, so none is assumed.
+                None => return,
+            }
+            j += 1;
+        }
+        self.composes.push(ComposeCall {
+            start: cx.origin(engine.node.start_byte()),
+            end: cx.origin(node.end_byte().saturating_sub(1)) + 1,
+            command: command.to_string(),
+            files,
+            services,
+        });
     }
 
     /// `sh -c 'body'`, `bash -ec "body"`: the body is shell.
@@ -877,6 +1042,38 @@ fn strip_wrappers<'w, 't>(
             }
         }
     }
+}
+
+/// The file a `source`/`.` command reads: a literal path, or the literal tail after the
+/// script's own directory (`"$(dirname "$0")/lib.sh"`, `${BASH_SOURCE%/*}/lib.sh`,
+/// `"$DIR/lib.sh"`), given as `./lib.sh` (relative to the script).
+fn sourced_path(cx: &Cx<'_>, word: &Word<'_>) -> Option<String> {
+    if let Some(lit) = &word.lit {
+        return Some(lit.clone());
+    }
+    let text = cx.text(word.node).replace('"', "");
+    let rest = text.strip_prefix('$')?;
+    // The end of the leading expansion: `$(…)`, `${…}` or `$NAME`.
+    let end = match rest.chars().next()? {
+        open @ ('(' | '{') => {
+            let close = if open == '(' { ')' } else { '}' };
+            let mut depth = 0;
+            rest.char_indices().find_map(|(i, c)| {
+                if c == open {
+                    depth += 1;
+                } else if c == close {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                None
+            })?
+        }
+        _ => rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len()),
+    };
+    let tail = rest[end..].strip_prefix('/')?;
+    (!tail.is_empty() && !tail.contains('$')).then(|| format!("./{tail}"))
 }
 
 /// `$(E)docker` in Make, `${prefix}docker`: expansions then a literal engine name.
@@ -1035,10 +1232,21 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
         ["images"] | ["image", "ls" | "list"] => {
             if quiet {
                 Prov::Ids { dangling }
+            } else if format.matches("{{").count() > 1 {
+                // Several columns: the ID is the column its placeholder stands in (docker
+                // turns a written `\t` into a tab).
+                let columns: Vec<&str> = format
+                    .split(|c: char| c.is_whitespace() || c == '\\')
+                    .filter(|c| !c.is_empty() && *c != "t")
+                    .collect();
+                match columns.iter().position(|c| c.contains(".ID") || c.contains(".Id")) {
+                    Some(at) => Prov::Table { id: at + 1, dangling },
+                    None => ids_or_names(&format),
+                }
             } else if !format.is_empty() {
                 ids_or_names(&format)
             } else {
-                Prov::Table { dangling }
+                Prov::Table { id: 3, dangling }
             }
         }
         ["history"] | ["image", "history"] if quiet => Prov::Ids { dangling: false },
@@ -1051,6 +1259,26 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
         }
         _ => Prov::Unknown,
     }
+}
+
+/// Whether an awk program prints field `n` (`$3`, not `$30`).
+fn prints_field(program: &str, n: usize) -> bool {
+    let field = format!("${n}");
+    program
+        .match_indices(&field)
+        .any(|(at, _)| !program[at + field.len()..].starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The field `cut` selects (`-f3`, `-f 3`, `--fields=3`), when it is one field.
+fn cut_field(lits: &[&str]) -> Option<usize> {
+    lits.iter().enumerate().find_map(|(i, l)| {
+        let value = if *l == "-f" || *l == "--fields" {
+            lits.get(i + 1).copied()?
+        } else {
+            l.strip_prefix("--fields=").or_else(|| l.strip_prefix("-f"))?
+        };
+        value.parse().ok()
+    })
 }
 
 /// What a static operand holds.
@@ -1143,6 +1371,28 @@ fn quoted_body(cx: &Cx<'_>, node: Node<'_>) -> Snippet {
         }
         _ => out.extend_from(cx.snip, range),
     }
+    out
+}
+
+/// An unquoted heredoc's body as the shell hands it on: `\$`, `` \` `` and `\\` lose their
+/// backslash, `\` before a line break joins the lines; the map keeps pointing into the file.
+fn unescape_heredoc(cx: &Cx<'_>, range: Range<usize>) -> Snippet {
+    let bytes = cx.src.as_bytes();
+    let mut out = Snippet::new();
+    let (mut i, mut from) = (range.start, range.start);
+    while i < range.end {
+        if bytes[i] == b'\\'
+            && i + 1 < range.end
+            && matches!(bytes[i + 1], b'$' | b'`' | b'\\' | b'\n')
+        {
+            out.extend_from(cx.snip, from..i);
+            from = if bytes[i + 1] == b'\n' { i + 2 } else { i + 1 };
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out.extend_from(cx.snip, from..range.end);
     out
 }
 
