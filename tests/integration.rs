@@ -13,6 +13,7 @@ mod action;
 mod build;
 mod cli;
 mod dangling;
+mod engines;
 mod guard;
 mod purity;
 mod save_load;

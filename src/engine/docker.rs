@@ -9,10 +9,11 @@ use bollard::query_parameters::{
     ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions, ListImagesOptionsBuilder,
     RemoveImageOptions, TagImageOptions,
 };
-use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
+use bollard::{BollardRequest, ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
+use super::endpoint::Target;
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
 };
@@ -58,45 +59,55 @@ impl Engine {
         let unreachable =
             |message: String| EngineError::Unreachable { endpoint: endpoint.host.clone(), message };
         let host = endpoint.host.as_str();
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            if !Path::new(path).exists() {
-                return Err(unreachable("socket not found".into()));
-            }
-            match ping(path).await {
-                Ok(Ping { version: Some(v), flavor }) => {
-                    let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
-                    let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
-                        .map_err(|e| unreachable(one_line(&e)))?;
-                    return Ok(Engine { docker, endpoint, flavor });
+        let docker = match endpoint.target()? {
+            Target::Unix(path) => {
+                if !path.exists() {
+                    return Err(unreachable("socket not found".into()));
                 }
-                Ok(Ping { version: None, .. }) => {
-                    Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+                match ping(&path).await {
+                    Ok(Ping { version: Some(v), flavor }) => {
+                        let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
+                        let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
+                            .map_err(|e| unreachable(one_line(&e)))?;
+                        return Ok(Engine { docker, endpoint, flavor });
+                    }
+                    Ok(Ping { version: None, .. }) => {
+                        Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+                    }
+                    Err(e) => return Err(unreachable(e.to_string())),
                 }
-                Err(e) => return Err(unreachable(e.to_string())),
             }
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            match &endpoint.tls_dir {
+            // With TLS material the daemon's certificate is always verified against `ca.pem`
+            // (DOCKER_TLS without DOCKER_TLS_VERIFY does not turn verification off here).
+            Target::Tcp(addr) => match &endpoint.tls_dir {
                 Some(dir) => Docker::connect_with_ssl(
-                    host,
+                    &addr,
                     &dir.join("key.pem"),
                     &dir.join("cert.pem"),
                     &dir.join("ca.pem"),
                     TIMEOUT_SECS,
                     API_DEFAULT_VERSION,
                 ),
-                None => Docker::connect_with_http(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
+                None => Docker::connect_with_http(
+                    &format!("tcp://{addr}"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                ),
+            },
+            Target::Ssh(spec) => {
+                let args = spec.dial_stdio_args();
+                Docker::connect_with_custom_transport(
+                    move |req: BollardRequest| ssh_request(args.clone(), req),
+                    Some("http://docker"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                )
             }
-        } else {
-            return Err(EngineError::Unsupported {
-                endpoint: host.to_string(),
-                message: "imgguard talks to unix:// and tcp:// endpoints (ssh:// is not supported)"
-                    .into(),
-            });
         }
-        .map_err(|e| unreachable(one_line(&e)))?;
-        let docker = docker.negotiate_version().await.map_err(|e| unreachable(one_line(&e)))?;
+        .map_err(|e| connect_error(&endpoint, &e))?;
+        let docker = docker.negotiate_version().await.map_err(|e| connect_error(&endpoint, &e))?;
         // Off a Unix socket there are no cheap ping headers to read: `/version` names the kind.
-        let version = docker.version().await.map_err(|e| unreachable(one_line(&e)))?;
+        let version = docker.version().await.map_err(|e| connect_error(&endpoint, &e))?;
         let flavor =
             flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
         Ok(Engine { docker, endpoint, flavor })
@@ -317,7 +328,7 @@ struct Ping {
 
 /// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers. An error
 /// means nothing answers.
-async fn ping(path: &str) -> std::io::Result<Ping> {
+async fn ping(path: &Path) -> std::io::Result<Ping> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
@@ -500,6 +511,110 @@ fn parse_api_version(head: &str) -> Option<ClientVersion> {
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
 }
 
+/// One HTTP exchange over `ssh … docker system dial-stdio`, as the docker CLI reaches an
+/// `ssh://` host: ssh runs the remote docker CLI, which joins its stdin/stdout to the remote
+/// daemon's socket. One ssh process per request (bollard asks a few times per command); it is
+/// killed when the response has been read. The argv is built from the checked endpoint
+/// ([`super::endpoint::SshSpec`]), never through a shell.
+async fn ssh_request(
+    args: Vec<String>,
+    req: BollardRequest,
+) -> Result<hyper::Response<hyper::body::Incoming>, BollardError> {
+    let mut child = tokio::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("ssh: cannot run ssh: {e}")))?;
+    // Invariant: all three were set to piped just above.
+    let (stdin, stdout, mut stderr) =
+        (child.stdin.take().unwrap(), child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let io = hyper_util::rt::TokioIo::new(tokio::io::join(stdout, stdin));
+    let why = |e: String, stderr_text: String| {
+        let said = stderr_text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
+        std::io::Error::other(format!("ssh: {}", said.unwrap_or(e)))
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let e = e.to_string();
+            return Err(why(e, read_all(&mut stderr).await).into());
+        }
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+        drop(child);
+    });
+    let (mut parts, body) = req.into_parts();
+    // Over a pipe the request line carries the path only.
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    parts.uri = path.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+        std::io::Error::other(format!("ssh: bad request path {path}: {e}"))
+    })?;
+    parts.headers.insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("docker"));
+    match sender.send_request(hyper::Request::from_parts(parts, body)).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            let e = e.to_string();
+            Err(why(e, read_all(&mut stderr).await).into())
+        }
+    }
+}
+
+/// What ssh said on stderr, waiting at most a few seconds for it to end.
+async fn read_all(stderr: &mut tokio::process::ChildStderr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stderr.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A failure to connect in one line, sorted by cause: TLS (certificates), ssh, else the
+/// daemon does not answer.
+fn connect_error(endpoint: &Endpoint, e: &BollardError) -> EngineError {
+    let host = endpoint.host.clone();
+    let message = one_line(e);
+    if let Some(dir) = &endpoint.tls_dir {
+        let ca = dir.join("ca.pem");
+        let tls = match e {
+            BollardError::CertPathError { path } => {
+                Some(format!("cannot read {} (DOCKER_CERT_PATH)", path.display()))
+            }
+            BollardError::CertParseError { path } => {
+                Some(format!("{} is not a PEM certificate or key", path.display()))
+            }
+            _ if message.contains("UnknownIssuer") || message.contains("NotValidForName") => {
+                Some(format!(
+                    "the daemon's certificate does not verify against {} ({})",
+                    ca.display(),
+                    tls_cause(&message)
+                ))
+            }
+            _ if message.contains("certificate") || message.contains("alert") => {
+                Some(tls_cause(&message).to_string())
+            }
+            _ => None,
+        };
+        if let Some(message) = tls {
+            return EngineError::Tls { endpoint: host, message };
+        }
+    }
+    if let Some(said) = message.split("ssh: ").nth(1).filter(|_| host.starts_with("ssh://")) {
+        return EngineError::Ssh { endpoint: host, message: said.to_string() };
+    }
+    EngineError::Unreachable { endpoint: host, message }
+}
+
+/// The innermost part of a TLS error chain (`… invalid peer certificate: UnknownIssuer`).
+fn tls_cause(message: &str) -> &str {
+    message
+        .find("invalid peer certificate")
+        .or_else(|| message.find("received fatal alert"))
+        .map_or(message, |i| &message[i..])
+}
+
 fn api(what: &str, e: &BollardError) -> EngineError {
     match e {
         BollardError::DockerResponseServerError { message, .. } => {
@@ -509,8 +624,20 @@ fn api(what: &str, e: &BollardError) -> EngineError {
     }
 }
 
+/// The error and its causes on one line (hyper hides the cause of a failed connection, such
+/// as a refused certificate, in its source chain).
 fn one_line(e: &BollardError) -> String {
-    e.to_string().replace('\n', " ")
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
 }
 
 #[cfg(test)]
