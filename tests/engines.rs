@@ -434,3 +434,24 @@ fn malformed_endpoints_are_bad_input() {
             .stderr(&format!("imgguard: invalid Docker endpoint `{host}`: {message}\n"));
     }
 }
+
+/// The daemons here keep images under a graph driver (Debian's Docker 20.10: overlay2;
+/// the Podman pass: vfs); containerd's image store is detected from `info` the same way and is
+/// covered by the adapter's unit tests on responses shaped like such a daemon's.
+#[test]
+fn the_image_store_of_the_daemon_under_test_is_detected() {
+    crate::support::require_daemon();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = rt.block_on(async {
+        let endpoint = imgguard::engine::Endpoint {
+            host: daemon_host(),
+            context: None,
+            tls_dir: None,
+            tls_verify: false,
+        };
+        let engine = imgguard::engine::Engine::connect(endpoint).await.unwrap();
+        engine.image_store().await.unwrap()
+    });
+    let driver = crate::support::docker(&["info", "--format", "{{.Driver}}"]);
+    assert_eq!(store, imgguard::engine::ImageStore::GraphDriver(driver));
+}

@@ -4,7 +4,7 @@
 pub mod docker;
 pub mod endpoint;
 
-pub use docker::Engine;
+pub use docker::{Engine, Flavor, ImageStore};
 pub use endpoint::Endpoint;
 
 pub use crate::core::image::{
