@@ -655,7 +655,7 @@ async fn read_all(stderr: &mut tokio::process::ChildStderr) -> String {
 /// daemon does not answer.
 fn connect_error(endpoint: &Endpoint, e: &BollardError) -> EngineError {
     let host = endpoint.host.clone();
-    let message = one_line(e);
+    let message = one_line_with_causes(e);
     if let Some(dir) = &endpoint.tls_dir {
         let ca = dir.join("ca.pem");
         let tls = match e {
@@ -706,7 +706,7 @@ fn api(what: &str, e: &BollardError) -> EngineError {
 
 /// The error and its causes on one line (hyper hides the cause of a failed connection, such
 /// as a refused certificate, in its source chain).
-fn one_line(e: &BollardError) -> String {
+fn one_line_with_causes(e: &BollardError) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
@@ -718,6 +718,10 @@ fn one_line(e: &BollardError) -> String {
         source = cause.source();
     }
     text.replace('\n', " ")
+}
+
+fn one_line(e: &BollardError) -> String {
+    e.to_string().replace('\n', " ")
 }
 
 #[cfg(test)]
