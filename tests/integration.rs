@@ -13,6 +13,7 @@ mod action;
 mod build;
 mod cli;
 mod dangling;
+mod engines;
 mod formats;
 mod guard;
 mod purity;

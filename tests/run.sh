@@ -2,7 +2,7 @@
 # The README's test command: passes on a fresh Debian 12 machine by itself (run as root, or with
 # sudo for the installs).
 #   1. installs what the tests need when it is missing (apt-get: gcc, libc6-dev, git, docker.io,
-#      the shellcheck tool, podman, runc, socat, openssh-server, openssl, script; from PyPI:
+#      the shellcheck tool, podman, runc, openssh-server, openssl, script, man; from PyPI:
 #      pre-commit >= 3.2), doing nothing when everything is present;
 #   2. starts the services the tests need: dockerd when `docker info` fails, and a Podman API
 #      service (`podman system service`) on a socket in a temporary directory, with its own
@@ -33,17 +33,17 @@ want shellcheck shellcheck
 want python3 python3
 want podman podman
 want runc runc
-want socat socat
 want /usr/sbin/sshd openssh-server
 want ssh openssh-client
 want openssl openssl
 want script bsdutils
+want man man-db
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing with apt-get: ${need_apt[*]}"
   [ "$(id -u)" = 0 ] || die "run as root (or install ${need_apt[*]} yourself)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     "${need_apt[@]}" >/dev/null || die "apt-get install ${need_apt[*]} failed"
 fi
 # pre-commit >= 3.2: Debian's 3.0 lacks the pre-commit/pre-push stage names the hooks use.
@@ -59,7 +59,7 @@ if ! precommit_ok; then
   hash -r
   precommit_ok || die "pre-commit >= 3.2 is not on PATH after installing it"
 fi
-for c in gcc git docker shellcheck podman runc socat /usr/sbin/sshd ssh openssl script; do
+for c in gcc git docker shellcheck podman runc /usr/sbin/sshd ssh openssl script man; do
   command -v "$c" >/dev/null 2>&1 || die "$c is still missing after installing"
 done
 

@@ -281,9 +281,25 @@ pub fn require_daemon() {
 /// Runs docker with argv; panics if it fails.
 #[track_caller]
 pub fn docker(args: &[&str]) -> String {
-    let o = Command::new("docker").args(args).output().expect("run docker");
+    let mut o = Command::new("docker").args(args).output().expect("run docker");
+    for _ in 0..3 {
+        if !podman_cache_race(&String::from_utf8_lossy(&o.stderr)) {
+            break;
+        }
+        o = Command::new("docker").args(args).output().expect("run docker");
+    }
     assert!(o.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Podman 4.3's build fails when an image goes away while it looks for a cached step ("checking
+/// if cached image exists from a previous build: … layer not known"): the tests build and remove
+/// images in parallel, so a build that failed so is run again (it recorded and changed nothing:
+/// a failed build never does). A README caveat for Podman.
+fn podman_cache_race(stderr: &str) -> bool {
+    engine() == EngineKind::Podman
+        && stderr.contains("checking if cached image exists")
+        && stderr.contains("layer not known")
 }
 
 /// Runs docker with argv; returns whether it succeeded.
@@ -393,7 +409,14 @@ impl DockerTest {
         let mut all = vec!["build", "-q"];
         all.extend_from_slice(args);
         all.push(".");
-        self.run(&all)
+        let mut r = self.run(&all);
+        for _ in 0..3 {
+            if !podman_cache_race(&r.stderr) {
+                break;
+            }
+            r = self.run(&all);
+        }
+        r
     }
 
     /// `imgguard history --format json [tag]`, parsed.

@@ -9,10 +9,11 @@ use bollard::query_parameters::{
     ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions, ListImagesOptionsBuilder,
     RemoveImageOptions, TagImageOptions,
 };
-use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
+use bollard::{BollardRequest, ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
+use super::endpoint::Target;
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
 };
@@ -58,45 +59,55 @@ impl Engine {
         let unreachable =
             |message: String| EngineError::Unreachable { endpoint: endpoint.host.clone(), message };
         let host = endpoint.host.as_str();
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            if !Path::new(path).exists() {
-                return Err(unreachable("socket not found".into()));
-            }
-            match ping(path).await {
-                Ok(Ping { version: Some(v), flavor }) => {
-                    let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
-                    let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
-                        .map_err(|e| unreachable(one_line(&e)))?;
-                    return Ok(Engine { docker, endpoint, flavor });
+        let docker = match endpoint.target()? {
+            Target::Unix(path) => {
+                if !path.exists() {
+                    return Err(unreachable("socket not found".into()));
                 }
-                Ok(Ping { version: None, .. }) => {
-                    Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+                match ping(&path).await {
+                    Ok(Ping { version: Some(v), flavor }) => {
+                        let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
+                        let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
+                            .map_err(|e| unreachable(one_line(&e)))?;
+                        return Ok(Engine { docker, endpoint, flavor });
+                    }
+                    Ok(Ping { version: None, .. }) => {
+                        Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+                    }
+                    Err(e) => return Err(unreachable(e.to_string())),
                 }
-                Err(e) => return Err(unreachable(e.to_string())),
             }
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            match &endpoint.tls_dir {
+            // With TLS material the daemon's certificate is always verified against `ca.pem`
+            // (DOCKER_TLS without DOCKER_TLS_VERIFY does not turn verification off here).
+            Target::Tcp(addr) => match &endpoint.tls_dir {
                 Some(dir) => Docker::connect_with_ssl(
-                    host,
+                    &addr,
                     &dir.join("key.pem"),
                     &dir.join("cert.pem"),
                     &dir.join("ca.pem"),
                     TIMEOUT_SECS,
                     API_DEFAULT_VERSION,
                 ),
-                None => Docker::connect_with_http(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
+                None => Docker::connect_with_http(
+                    &format!("tcp://{addr}"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                ),
+            },
+            Target::Ssh(spec) => {
+                let args = spec.dial_stdio_args();
+                Docker::connect_with_custom_transport(
+                    move |req: BollardRequest| ssh_request(args.clone(), req),
+                    Some("http://docker"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                )
             }
-        } else {
-            return Err(EngineError::Unsupported {
-                endpoint: host.to_string(),
-                message: "imgguard talks to unix:// and tcp:// endpoints (ssh:// is not supported)"
-                    .into(),
-            });
         }
-        .map_err(|e| unreachable(one_line(&e)))?;
-        let docker = docker.negotiate_version().await.map_err(|e| unreachable(one_line(&e)))?;
+        .map_err(|e| connect_error(&endpoint, &e))?;
+        let docker = docker.negotiate_version().await.map_err(|e| connect_error(&endpoint, &e))?;
         // Off a Unix socket there are no cheap ping headers to read: `/version` names the kind.
-        let version = docker.version().await.map_err(|e| unreachable(one_line(&e)))?;
+        let version = docker.version().await.map_err(|e| connect_error(&endpoint, &e))?;
         let flavor =
             flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
         Ok(Engine { docker, endpoint, flavor })
@@ -131,12 +142,7 @@ impl Engine {
     /// Inspects an image by reference or ID; `None` when the daemon has no such image (404).
     pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         match self.docker.inspect_image(reference).await {
-            Ok(img) => Ok(Some(ImageInfo {
-                id: ImageId::new(img.id.unwrap_or_default()),
-                repo_tags: familiar_tags(img.repo_tags.unwrap_or_default()),
-                created: img.created,
-                size: img.size,
-            })),
+            Ok(img) => Ok(Some(image_info(img))),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(api(&format!("inspect {reference}"), &e)),
         }
@@ -157,17 +163,16 @@ impl Engine {
                 other => break other.map_err(|e| api("list images", &e))?,
             }
         };
-        Ok(list
-            .into_iter()
-            .map(|i| ListedImage {
-                id: ImageId::new(i.id),
-                parent: Some(i.parent_id).filter(|p| !p.is_empty()).map(ImageId::new),
-                repo_tags: familiar_tags(i.repo_tags),
-                created_s: i.created,
-                size: i.size,
-                labels: i.labels.into_iter().collect(),
-            })
-            .collect())
+        Ok(listed_images(list))
+    }
+
+    /// Where the daemon keeps its images: its graph driver, or containerd's image store
+    /// (`docker info` driver status `driver-type io.containerd.snapshotter.v1`; the default of
+    /// fresh Docker 29 installs). [`Engine::images`] and [`Engine::inspect`] hand the core the same
+    /// facts from both; this says which one answered.
+    pub async fn image_store(&self) -> Result<ImageStore, EngineError> {
+        let info = self.docker.info().await.map_err(|e| api("info", &e))?;
+        Ok(image_store_of(info.driver.as_deref(), info.driver_status.as_deref()))
     }
 
     /// Every container, running or not (one `list_containers(all=true)` call).
@@ -186,19 +191,7 @@ impl Engine {
                 other => break other.map_err(|e| api("list containers", &e))?,
             }
         };
-        Ok(list
-            .into_iter()
-            .map(|c| ContainerInfo {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image_id: ImageId::new(c.image_id.unwrap_or_default()),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-            })
-            .collect())
+        Ok(list.into_iter().map(container_info).collect())
     }
 
     /// Removes one reference (an image ID or a tag), never forced `[ref:never-forced]`: the
@@ -317,7 +310,7 @@ struct Ping {
 
 /// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers. An error
 /// means nothing answers.
-async fn ping(path: &str) -> std::io::Result<Ping> {
+async fn ping(path: &Path) -> std::io::Result<Ping> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
@@ -370,12 +363,110 @@ fn identity_of(
     EngineIdentity { id, name, endpoint: host.to_string() }
 }
 
+/// Where a daemon keeps its images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The classic store under a graph driver (`overlay2`, `vfs`, …; Podman's storage too):
+    /// image IDs are config digests, the legacy builder records parents.
+    GraphDriver(String),
+    /// containerd's image store (Docker 24+ with the containerd snapshotter): image IDs are
+    /// manifest or index digests, a replaced image is kept as a `moby-dangling@sha256:…` record
+    /// (or, after a BuildKit rebuild, may not be kept at all), nothing records parents.
+    Containerd,
+}
+
+/// The image store from `info`'s `Driver` and `DriverStatus`.
+fn image_store_of(driver: Option<&str>, status: Option<&[Vec<String>]>) -> ImageStore {
+    let containerd = status.unwrap_or_default().iter().any(|pair| {
+        pair.first().is_some_and(|k| k == "driver-type")
+            && pair.get(1).is_some_and(|v| v == "io.containerd.snapshotter.v1")
+    });
+    if containerd {
+        ImageStore::Containerd
+    } else {
+        ImageStore::GraphDriver(driver.unwrap_or_default().to_string())
+    }
+}
+
+/// One container in imgguard's terms. On either store its `ImageID` is the image's ID as the
+/// image list gives it (containerd's store: the index digest), so "in use" compares like with like.
+fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        image_id: ImageId::new(c.image_id.unwrap_or_default()),
+        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+/// One image inspected, in imgguard's terms (names familiar, the ID in full).
+fn image_info(img: bollard::models::ImageInspect) -> ImageInfo {
+    ImageInfo {
+        id: ImageId::new(img.id.unwrap_or_default()),
+        repo_tags: familiar_tags(img.repo_tags.unwrap_or_default()),
+        created: img.created,
+        size: img.size,
+    }
+}
+
+/// The image list in imgguard's terms, the same facts from every store:
+/// - names familiar, and no pseudo-names (`<none>:<none>`, `<none>@<none>`, containerd's
+///   `moby-dangling@…` records): an image without a real name has no tags;
+/// - one entry per image ID: containerd's store before Docker 25 lists an image once per
+///   platform it holds (same ID each time); the entries are merged (tags and labels united, the
+///   largest size, the earliest creation);
+/// - no parent where the daemon records none (containerd's store never does).
+fn listed_images(list: Vec<bollard::models::ImageSummary>) -> Vec<ListedImage> {
+    let mut out: Vec<ListedImage> = Vec::with_capacity(list.len());
+    let mut at: std::collections::HashMap<ImageId, usize> = std::collections::HashMap::new();
+    for i in list {
+        let image = ListedImage {
+            id: ImageId::new(i.id),
+            parent: Some(i.parent_id).filter(|p| !p.is_empty()).map(ImageId::new),
+            repo_tags: familiar_tags(i.repo_tags),
+            created_s: i.created,
+            size: i.size,
+            labels: i.labels.into_iter().collect(),
+        };
+        match at.get(&image.id) {
+            Some(&k) => {
+                let seen = &mut out[k];
+                for t in image.repo_tags {
+                    if !seen.repo_tags.contains(&t) {
+                        seen.repo_tags.push(t);
+                    }
+                }
+                seen.size = seen.size.max(image.size);
+                seen.created_s = seen.created_s.min(image.created_s);
+                seen.labels.extend(image.labels);
+                if seen.parent.is_none() {
+                    seen.parent = image.parent;
+                }
+            }
+            None => {
+                at.insert(image.id.clone(), out.len());
+                out.push(image);
+            }
+        }
+    }
+    out
+}
+
 /// A tag in the familiar form dockerd reports and users type: Podman spells every name in
 /// full (`docker.io/library/app:v1`, `docker.io/me/app:v1`), dockerd shortens the Docker Hub
 /// ones (`app:v1`, `me/app:v1`). Older daemons list a dangling image as `<none>:<none>`, which is
 /// no tag at all.
 fn familiar_tags(tags: Vec<String>) -> Vec<String> {
-    tags.into_iter().filter(|t| t != "<none>:<none>").map(|t| familiar(&t)).collect()
+    tags.into_iter()
+        .filter(|t| {
+            t != "<none>:<none>" && t != "<none>@<none>" && !t.starts_with("moby-dangling@")
+        })
+        .map(|t| familiar(&t))
+        .collect()
 }
 
 fn familiar(name: &str) -> String {
@@ -500,6 +591,110 @@ fn parse_api_version(head: &str) -> Option<ClientVersion> {
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
 }
 
+/// One HTTP exchange over `ssh … docker system dial-stdio`, as the docker CLI reaches an
+/// `ssh://` host: ssh runs the remote docker CLI, which joins its stdin/stdout to the remote
+/// daemon's socket. One ssh process per request (bollard asks a few times per command); it is
+/// killed when the response has been read. The argv is built from the checked endpoint
+/// ([`super::endpoint::SshSpec`]), never through a shell.
+async fn ssh_request(
+    args: Vec<String>,
+    req: BollardRequest,
+) -> Result<hyper::Response<hyper::body::Incoming>, BollardError> {
+    let mut child = tokio::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("ssh: cannot run ssh: {e}")))?;
+    // Invariant: all three were set to piped just above.
+    let (stdin, stdout, mut stderr) =
+        (child.stdin.take().unwrap(), child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let io = hyper_util::rt::TokioIo::new(tokio::io::join(stdout, stdin));
+    let why = |e: String, stderr_text: String| {
+        let said = stderr_text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
+        std::io::Error::other(format!("ssh: {}", said.unwrap_or(e)))
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let e = e.to_string();
+            return Err(why(e, read_all(&mut stderr).await).into());
+        }
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+        drop(child);
+    });
+    let (mut parts, body) = req.into_parts();
+    // Over a pipe the request line carries the path only.
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    parts.uri = path.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+        std::io::Error::other(format!("ssh: bad request path {path}: {e}"))
+    })?;
+    parts.headers.insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("docker"));
+    match sender.send_request(hyper::Request::from_parts(parts, body)).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            let e = e.to_string();
+            Err(why(e, read_all(&mut stderr).await).into())
+        }
+    }
+}
+
+/// What ssh said on stderr, waiting at most a few seconds for it to end.
+async fn read_all(stderr: &mut tokio::process::ChildStderr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stderr.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A failure to connect in one line, sorted by cause: TLS (certificates), ssh, else the
+/// daemon does not answer.
+fn connect_error(endpoint: &Endpoint, e: &BollardError) -> EngineError {
+    let host = endpoint.host.clone();
+    let message = one_line_with_causes(e);
+    if let Some(dir) = &endpoint.tls_dir {
+        let ca = dir.join("ca.pem");
+        let tls = match e {
+            BollardError::CertPathError { path } => {
+                Some(format!("cannot read {} (DOCKER_CERT_PATH)", path.display()))
+            }
+            BollardError::CertParseError { path } => {
+                Some(format!("{} is not a PEM certificate or key", path.display()))
+            }
+            _ if message.contains("UnknownIssuer") || message.contains("NotValidForName") => {
+                Some(format!(
+                    "the daemon's certificate does not verify against {} ({})",
+                    ca.display(),
+                    tls_cause(&message)
+                ))
+            }
+            _ if message.contains("certificate") || message.contains("alert") => {
+                Some(tls_cause(&message).to_string())
+            }
+            _ => None,
+        };
+        if let Some(message) = tls {
+            return EngineError::Tls { endpoint: host, message };
+        }
+    }
+    if let Some(said) = message.split("ssh: ").nth(1).filter(|_| host.starts_with("ssh://")) {
+        return EngineError::Ssh { endpoint: host, message: said.to_string() };
+    }
+    EngineError::Unreachable { endpoint: host, message }
+}
+
+/// The innermost part of a TLS error chain (`… invalid peer certificate: UnknownIssuer`).
+fn tls_cause(message: &str) -> &str {
+    message
+        .find("invalid peer certificate")
+        .or_else(|| message.find("received fatal alert"))
+        .map_or(message, |i| &message[i..])
+}
+
 fn api(what: &str, e: &BollardError) -> EngineError {
     match e {
         BollardError::DockerResponseServerError { message, .. } => {
@@ -507,6 +702,22 @@ fn api(what: &str, e: &BollardError) -> EngineError {
         }
         other => EngineError::Api { what: what.to_string(), message: one_line(other) },
     }
+}
+
+/// The error and its causes on one line (hyper hides the cause of a failed connection, such
+/// as a refused certificate, in its source chain).
+fn one_line_with_causes(e: &BollardError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
 }
 
 fn one_line(e: &BollardError) -> String {
@@ -606,6 +817,107 @@ mod tests {
         let docker = "conflict: unable to remove repository reference \"app:v1\" (must force) - \
                       container 38e922ccce05 is using its referenced image 2c26b943c5be";
         assert_eq!(conflict_message(docker), docker);
+    }
+
+    fn images_of(json: &str) -> Vec<ListedImage> {
+        listed_images(serde_json::from_str(json).expect("an image list bollard accepts"))
+    }
+
+    /// What the core decides from, without the store-specific IDs: each image's tags (sorted),
+    /// whether it is dangling, and its labels.
+    fn facts(list: &[ListedImage], with_labels: bool) -> Vec<(Vec<String>, bool, Vec<String>)> {
+        let mut out: Vec<_> = list
+            .iter()
+            .map(|i| {
+                let mut tags = i.repo_tags.clone();
+                tags.sort();
+                let labels = if with_labels {
+                    i.labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
+                } else {
+                    Vec::new()
+                };
+                (tags, i.repo_tags.is_empty(), labels)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_image_store_is_detected_from_info() {
+        let info: bollard::models::SystemInfo =
+            serde_json::from_str(include_str!("testdata/containerd29-info.json")).unwrap();
+        assert_eq!(
+            image_store_of(info.driver.as_deref(), info.driver_status.as_deref()),
+            ImageStore::Containerd
+        );
+        let overlay2 = vec![
+            vec!["Backing Filesystem".to_string(), "extfs".to_string()],
+            vec!["Supports d_type".to_string(), "true".to_string()],
+        ];
+        assert_eq!(
+            image_store_of(Some("overlay2"), Some(&overlay2)),
+            ImageStore::GraphDriver("overlay2".into())
+        );
+        assert_eq!(image_store_of(Some("vfs"), None), ImageStore::GraphDriver("vfs".into()));
+    }
+
+    #[test]
+    fn containerd_stores_give_the_core_the_same_facts_as_a_graph_driver() {
+        let graph = images_of(include_str!("testdata/graphdriver-images.json"));
+        let c24 = images_of(include_str!("testdata/containerd24-images.json"));
+        let c29 = images_of(include_str!("testdata/containerd29-images.json"));
+        // Docker 24 lists base:1 once per platform held: one image for the core.
+        assert_eq!((graph.len(), c24.len(), c29.len()), (3, 3, 3));
+        let base = c24.iter().find(|i| i.repo_tags == ["base:1"]).unwrap();
+        assert_eq!(base.size, 14_680_064, "the largest of its platform entries");
+        // The same tags and the same dangling image on every store; Docker 29 also lists the
+        // labels (Docker 24's containerd store lists none: a caveat of `--label` there).
+        assert_eq!(facts(&c24, false), facts(&graph, false));
+        assert_eq!(facts(&c29, true), facts(&graph, true));
+        let expected = vec![
+            (Vec::new(), true, Vec::new()),
+            (vec!["app:v1".to_string()], false, Vec::new()),
+            (vec!["base:1".to_string()], false, Vec::new()),
+        ];
+        assert_eq!(facts(&c24, false), expected);
+        // Nothing records parents on containerd: no image looks like an intermediate layer.
+        assert!(c24.iter().chain(&c29).all(|i| i.parent.is_none()));
+        // IDs are the digests the list gives, in full.
+        assert!(c29
+            .iter()
+            .all(|i| i.id.as_str().starts_with("sha256:") && i.id.as_str().len() == 71));
+    }
+
+    #[test]
+    fn a_container_names_its_image_by_the_id_the_image_list_uses() {
+        let json = r#"[{"Id": "38e922ccce05d4aaf516a683c85e1f9731c9e0b3f41c645c073adf87d9a3aa42",
+            "Names": ["/web"], "Image": "app:v1",
+            "ImageID": "sha256:3b4a59687786950a4b3c2d1e0f9e8d7c6b5a4938271605f4e3d2c1b0a9f8e7d6",
+            "ImageManifestDescriptor": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+              "digest": "sha256:7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e",
+              "size": 1234, "platform": {"architecture": "amd64", "os": "linux"}},
+            "Command": "/pause", "Created": 1764668500, "State": "running", "Status": "Up 5 minutes",
+            "Labels": {}, "Mounts": []}]"#;
+        let list: Vec<bollard::models::ContainerSummary> = serde_json::from_str(json).unwrap();
+        let c = container_info(list.into_iter().next().unwrap());
+        assert_eq!((c.name.as_str(), c.state.as_str()), ("web", "running"));
+        let images = images_of(include_str!("testdata/containerd29-images.json"));
+        let used = images.iter().find(|i| i.id == c.image_id).expect("the dangling image");
+        assert!(used.repo_tags.is_empty());
+    }
+
+    #[test]
+    fn an_inspected_image_on_containerd_is_named_familiarly() {
+        let json = r#"{"Id": "sha256:5c7e2f0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d",
+            "RepoTags": ["docker.io/library/app:v1", "docker.io/me/app:v1"],
+            "RepoDigests": ["docker.io/library/app@sha256:5c7e2f0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"],
+            "Created": "2026-12-02T10:40:00Z", "Size": 10485760,
+            "Descriptor": {"mediaType": "application/vnd.oci.image.index.v1+json",
+              "digest": "sha256:5c7e2f0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d", "size": 856}}"#;
+        let info = image_info(serde_json::from_str(json).unwrap());
+        assert_eq!(info.repo_tags, ["app:v1", "me/app:v1"]);
+        assert_eq!(info.id.short(), "sha256:5c7e2f0d9a8b");
     }
 
     #[tokio::test(flavor = "current_thread")]
