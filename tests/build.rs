@@ -318,8 +318,8 @@ fn concurrent_builds_lose_no_records() {
     }
     let db = t.home.path().join("ledger.db");
     let store = imgguard::ledger::sqlite::Store::open(&db).unwrap();
-    // Per tag: two builds and one removal.
-    assert_eq!(store.count().unwrap(), 12);
+    // Per tag: two builds, one removal, and the removed image's build cache deferred.
+    assert_eq!(store.count().unwrap(), 16);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");

@@ -12,6 +12,7 @@ mod support;
 mod action;
 mod build;
 mod cli;
+mod concurrency;
 mod dangling;
 mod guard;
 mod purity;

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::build::{self, TagChange};
 use crate::core::build_args::BuildArgs;
-use crate::core::event::{BuildFacts, ReasonKind, Recorded};
+use crate::core::event::{self, BuildFacts, ReasonKind, Recorded};
 use crate::core::github::BuildResult;
 use crate::core::image::{EngineIdentity, ImageId};
 use crate::core::policy::{self, Decision};
@@ -36,7 +36,7 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
     let (engine, before, ledger) = observe_before(&tags).await?;
     let built = run_docker(&engine, &s.docker_args, &s.parsed, cwd, ledger, &tags).await?;
-    let Built { identity, mut ledger, known, facts, iid } = match built {
+    let Built { identity, mut ledger, known, pending, facts, iid } = match built {
         Ok(built) => built,
         // A failed build changes nothing: no ledger entry, nothing removed.
         Err(code) => return Ok(Outcome::Child(code)),
@@ -74,9 +74,9 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     }
     let planned = build::outcome(&identity.id, now, &new_id, &changes, &known, &facts);
     record.extend(planned.events);
-    let decisions = decide_and_apply(&engine, &planned.candidates, &s.rules).await?;
+    let decisions = decide_and_apply(&engine, &planned.candidates, &s.rules, &mut record).await?;
     trace("plan applied");
-    record.fates(&decisions, ReasonKind::Superseded);
+    free_deferred(&engine, &pending, &mut record).await?;
     record.commit(ledger.as_mut())?;
     trace("ledger written");
     print_reports(&changes, &new_id, &decisions);
@@ -86,19 +86,41 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     Ok(Outcome::Child(0))
 }
 
-/// Plans on a fresh look at the candidates, then removes what may go.
+/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
+/// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
+/// parents left for later.
 async fn decide_and_apply(
     engine: &Engine,
     candidates: &[policy::Candidate],
     rules: &policy::Rules,
+    record: &mut Record,
 ) -> Result<Vec<Decision>, Error> {
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
     let snapshot = observe::snapshot(engine, candidates).await?;
     let mut decisions = policy::plan(candidates, &snapshot, rules);
-    apply::apply(engine, &mut decisions, |_| {}).await?;
+    let not_before = record.now().saturating_add(apply::REMOVAL_GRACE_MS);
+    let orphans = apply::apply(engine, &mut decisions, not_before, |_| {}).await?;
+    record.fates(&decisions, ReasonKind::Superseded);
+    record.deferred(&orphans);
     Ok(decisions)
+}
+
+/// Frees the parents earlier commands deferred whose grace period is over (`[ref:removal-grace]`),
+/// recording what became of them and the parents they left in turn.
+async fn free_deferred(
+    engine: &Engine,
+    pending: &[(ImageId, i64, ImageId)],
+    record: &mut Record,
+) -> Result<(), Error> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (freed, orphans) = apply::free_parents(engine, pending, host::now_ms()).await?;
+    record.fates(&freed, ReasonKind::Superseded);
+    record.deferred(&orphans);
+    Ok(())
 }
 
 /// Where each tag points before the build (404 = nowhere). An existing ledger is opened
@@ -128,6 +150,8 @@ struct Built {
     identity: EngineIdentity,
     ledger: Box<dyn Ledger>,
     known: Vec<Recorded>,
+    /// Parents whose removal earlier commands deferred: (parent, since, child).
+    pending: Vec<(ImageId, i64, ImageId)>,
     facts: BuildFacts,
     iid: IidFile,
 }
@@ -160,14 +184,16 @@ async fn run_docker(
             let identity = engine.identity().await?;
             trace("engine identity read");
             let id = identity.id.clone();
-            let (ledger, known) = blocking(move || {
+            let (ledger, known, deferred) = blocking(move || {
                 let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
                 let known = ledger.tag_events(Some(&id), &refs);
-                (ledger, known)
+                let deferred = ledger.deferred(&id);
+                (ledger, known, deferred)
             })
             .await;
             trace("ledger read");
-            Ok::<_, Error>((identity, ledger, known?))
+            let pending = event::pending_parents(&deferred?, &identity.id);
+            Ok::<_, Error>((identity, ledger, known?, pending))
         },
         blocking(move || crate::git::state(&git_dir)),
         blocking(move || dockerfile.and_then(|p| sha256_file(&p))),
@@ -176,14 +202,14 @@ async fn run_docker(
     if !status.success() {
         return Ok(Err(exit_code(status)));
     }
-    let (identity, ledger, known) = ledger_read?;
+    let (identity, ledger, known, pending) = ledger_read?;
     let facts = BuildFacts {
         git_commit: git_state.as_ref().map(|g| g.commit.clone()),
         git_dirty: git_state.as_ref().map(|g| g.dirty),
         dockerfile_sha256: dockerfile_sha,
         build_arg_names: parsed.build_arg_names.clone(),
     };
-    Ok(Ok(Built { identity, ledger, known, facts, iid }))
+    Ok(Ok(Built { identity, ledger, known, pending, facts, iid }))
 }
 
 /// Starts `docker build` (argv only, stdio inherited) against the engine's endpoint.

@@ -76,7 +76,7 @@ fn report(
             ));
             Ok(true)
         }
-        RmiResult::Done(Removal::Removed { untagged, deleted }) => {
+        RmiResult::Done(Removal::Removed { untagged, deleted }, orphan) => {
             for t in &untagged {
                 ui::say(format!("untagged {t}"))?;
                 let tag = Tag::parse(t).map_or_else(|_| t.clone(), |t| t.to_string());
@@ -86,13 +86,22 @@ fn report(
                 ui::say(format!("removed {d}"))?;
                 record.push(Event::removed_by_rmi(&engine, now, d, &r.text));
             }
+            // Its build cache goes later, once no build can be about to use it.
+            if let Some(o) = orphan {
+                record.push(Event::deferred_parent(
+                    &engine,
+                    now,
+                    o.parent.as_str(),
+                    o.child.as_str(),
+                ));
+            }
             Ok(false)
         }
-        RmiResult::Done(Removal::Conflict(msg)) => {
+        RmiResult::Done(Removal::Conflict(msg), _) => {
             ui::note(format!("the daemon refused to remove {}: {msg}", r.text));
             Ok(true)
         }
-        RmiResult::Done(Removal::Gone) => {
+        RmiResult::Done(Removal::Gone, _) => {
             ui::say(format!("{}: already gone", r.text))?;
             Ok(false)
         }

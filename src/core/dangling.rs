@@ -7,6 +7,8 @@
 //! - `loaded-nameless`: it came from an archive without names (`docker save <ID>`);
 //! - `force-untagged`: the ledger last saw tag X on it, X points nowhere now, and a container still
 //!   uses it (`docker rmi -f` on an image in use);
+//! - `build-cache`: the legacy builder's cache parent of an image imgguard removed; its removal
+//!   was deferred (`[ref:removal-grace]`) and the next build or prune carries it out;
 //! - `unknown`: the ledger never saw it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,6 +27,8 @@ pub enum Cause {
     LoadedNameless { archive: Option<String>, at_ms: i64 },
     /// Its last tag was taken off while a container used it.
     ForceUntagged { tag: String, at_ms: i64 },
+    /// The cache parent of `child`, which imgguard removed at `at_ms`; its removal is deferred.
+    BuildCache { child: ImageId, at_ms: i64 },
     /// The ledger never saw it.
     Unknown,
 }
@@ -36,6 +40,7 @@ impl Cause {
             Cause::Superseded { .. } => "superseded",
             Cause::LoadedNameless { .. } => "loaded-nameless",
             Cause::ForceUntagged { .. } => "force-untagged",
+            Cause::BuildCache { .. } => "build-cache",
             Cause::Unknown => "unknown",
         }
     }
@@ -45,7 +50,8 @@ impl Cause {
         match self {
             Cause::Superseded { at_ms, .. }
             | Cause::LoadedNameless { at_ms, .. }
-            | Cause::ForceUntagged { at_ms, .. } => Some(*at_ms),
+            | Cause::ForceUntagged { at_ms, .. }
+            | Cause::BuildCache { at_ms, .. } => Some(*at_ms),
             Cause::Unknown => None,
         }
     }
@@ -72,6 +78,13 @@ impl fmt::Display for Cause {
             }
             Cause::ForceUntagged { tag, .. } => {
                 write!(f, "{tag} was force-removed while a container used it")
+            }
+            Cause::BuildCache { child, .. } => {
+                write!(
+                    f,
+                    "build cache of {}, removed by imgguard (removal deferred)",
+                    child.short()
+                )
             }
             Cause::Unknown => f.write_str("never seen by imgguard"),
         }
@@ -106,7 +119,7 @@ pub fn reconcile(
     let mut current: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     let mut sorted: Vec<&Recorded> =
         events.iter().filter(|r| r.event.engine == engine && is_pointer(&r.event)).collect();
-    sorted.sort_by_key(|r| r.seq);
+    sorted.sort_by_key(|r| crate::core::event::pointer_order(r));
     for r in sorted {
         if let Some(tag) = r.event.tag.as_deref() {
             current.insert(tag, r.event.image_id.as_deref());
@@ -143,6 +156,11 @@ pub fn explain(
     // Per tag, the pointer events in order; per image, the nameless loads.
     let mut by_tag: HashMap<&str, Vec<&Recorded>> = HashMap::new();
     let mut nameless: HashMap<&str, &Recorded> = HashMap::new();
+    let deferred: HashMap<ImageId, (i64, ImageId)> =
+        crate::core::event::pending_parents(events, engine)
+            .into_iter()
+            .map(|(id, at, child)| (id, (at, child)))
+            .collect();
     for r in &sorted {
         let e = &r.event;
         if is_pointer(e) {
@@ -201,7 +219,12 @@ pub fn explain(
                 (Some(&(_, tag, by, at_ms, how)), _) => {
                     Cause::Superseded { tag: tag.to_string(), by: by.map(ImageId::new), at_ms, how }
                 }
-                (None, None) => Cause::Unknown,
+                (None, None) => match deferred.get(&image.id) {
+                    Some((at_ms, child)) => {
+                        Cause::BuildCache { child: child.clone(), at_ms: *at_ms }
+                    }
+                    None => Cause::Unknown,
+                },
             };
             let has_children = parents.contains(&image.id);
             if has_children && cause == Cause::Unknown {

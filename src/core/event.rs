@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::core::image::ImageId;
 use crate::core::policy::{Decided, Verdict};
 
 /// An enum whose variants have stable names: stored in the ledger, part of JSON contracts.
@@ -138,6 +139,9 @@ named! {
         TooYoung = "too-young",
         /// Kept for rollback.
         Rollback = "rollback",
+        /// Kept for now: the parent (build cache) of an image imgguard removed; the next build
+        /// or prune removes it once the removal grace period has passed.
+        Deferred = "deferred",
         /// Written before reasons had kinds.
         Other = "other",
     }
@@ -347,6 +351,21 @@ impl Event {
             .because(ReasonKind::Rmi, "imgguard rmi")
     }
 
+    /// `parent` lost its child `child` to an imgguard removal: its own removal is deferred
+    /// until the grace period has passed (`[ref:removal-grace]`), and the next build or prune
+    /// carries it out.
+    pub fn deferred_parent(engine: &str, at_ms: i64, parent: &str, child: &str) -> Event {
+        let short = ImageId::new(child);
+        let mut e = Event::new(engine, at_ms, EventKind::Kept)
+            .about(None, Some(parent), Some(child))
+            .because(
+                ReasonKind::Deferred,
+                format!("build cache of removed {}: removal deferred", short.short()),
+            );
+        e.outcome = Some(Outcome::Kept);
+        e
+    }
+
     /// `imgguard rmi REF` removed `image`.
     pub fn removed_by_rmi(engine: &str, at_ms: i64, image: &str, reference: &str) -> Event {
         let mut e = Event::new(engine, at_ms, EventKind::Removed)
@@ -441,16 +460,48 @@ pub struct Lineage {
     pub entries: Vec<Entry>,
 }
 
-/// Where the ledger believes `tag` points on `engine` now: the newest pointer event's image
-/// (`None` when it never saw the tag, or saw it removed).
+/// Where the ledger believes `tag` points on `engine` now: the image of the pointer event
+/// observed last (`None` when it never saw the tag, or saw it removed).
 pub fn current<'a>(events: &'a [Recorded], engine: &str, tag: &str) -> Option<&'a str> {
     events
         .iter()
         .filter(|r| {
             r.event.engine == engine && r.event.tag.as_deref() == Some(tag) && r.event.is_pointer()
         })
-        .max_by_key(|r| r.seq)
+        .max_by_key(|r| pointer_order(r))
         .and_then(|r| r.event.image_id.as_deref())
+}
+
+/// The order in which pointer events tell where a tag points: `[tag:observed-order]` by the
+/// time the daemon was observed (`at_ms`), then by log position. Two builds of one tag may
+/// commit in the other order than the daemon moved the tag; each observed the tag after its own
+/// build, so the later observation is the daemon's later state.
+pub fn pointer_order(r: &Recorded) -> (i64, i64) {
+    (r.event.at_ms, r.seq)
+}
+
+/// The images whose removal is deferred (`[ref:removal-grace]`): the last fate of each is a
+/// `deferred` keep. Each with the time it was deferred and the child that was removed.
+pub fn pending_parents(events: &[Recorded], engine: &str) -> Vec<(ImageId, i64, ImageId)> {
+    let mut last: BTreeMap<&str, &Recorded> = BTreeMap::new();
+    for r in events.iter().filter(|r| r.event.engine == engine) {
+        let e = &r.event;
+        if !matches!(e.kind, EventKind::Removed | EventKind::Kept) {
+            continue;
+        }
+        if let Some(id) = e.image_id.as_deref() {
+            if last.get(id).is_none_or(|l| l.seq < r.seq) {
+                last.insert(id, r);
+            }
+        }
+    }
+    last.into_iter()
+        .filter(|(_, r)| r.event.reason.as_ref().is_some_and(|x| x.kind == ReasonKind::Deferred))
+        .map(|(id, r)| {
+            let child = r.event.previous_id.clone().unwrap_or_default();
+            (ImageId::new(id), r.event.at_ms, ImageId::new(child))
+        })
+        .collect()
 }
 
 /// The tags that pointed at `image_id` on `engine` at some time, most recent first (each once).
@@ -518,7 +569,10 @@ pub fn lineages(events: &[Recorded]) -> Vec<Lineage> {
     }
 
     let mut by_tag: BTreeMap<(&str, &str), Vec<(i64, Entry)>> = BTreeMap::new();
-    for r in &sorted {
+    // Tag moves in the order the daemon was observed (`[ref:observed-order]`).
+    let mut moves = sorted.clone();
+    moves.sort_by_key(|r| pointer_order(r));
+    for r in &moves {
         let e = &r.event;
         let Some(tag) = e.tag.as_deref() else { continue };
         if !e.is_pointer() {
