@@ -15,5 +15,6 @@ mod cli;
 mod concurrency;
 mod dangling;
 mod guard;
+mod killed;
 mod purity;
 mod save_load;

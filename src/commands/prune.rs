@@ -35,6 +35,9 @@ struct JsonPruned<'a> {
 
 /// Runs the command.
 pub fn run(s: &PruneSettings) -> Result<Outcome, Error> {
+    if !s.dry_run {
+        host::clean_stale_build_dirs();
+    }
     // A dry run must change nothing, not even create the ledger.
     let mut ledger = if s.dry_run { host::existing_ledger()? } else { Some(host::ledger()?) };
     let lock = match ledger.as_deref() {

@@ -319,8 +319,24 @@ fn api(what: &str, e: &BollardError) -> EngineError {
         BollardError::DockerResponseServerError { message, .. } => {
             EngineError::Api { what: what.to_string(), message: message.replace('\n', " ") }
         }
+        // The transport broke: hyper's words alone (`client error (SendRequest)`) do not say
+        // that the daemon is gone, so say it, with the innermost cause.
+        BollardError::HyperLegacyError { .. }
+        | BollardError::HyperResponseError { .. }
+        | BollardError::IOError { .. } => {
+            EngineError::WentAway { what: what.to_string(), message: root_cause(e) }
+        }
         other => EngineError::Api { what: what.to_string(), message: one_line(other) },
     }
+}
+
+/// The innermost cause of an error, on one line.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string().replace('\n', " ")
 }
 
 fn one_line(e: &BollardError) -> String {

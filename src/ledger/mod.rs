@@ -33,6 +33,10 @@ pub trait Ledger: Send {
     /// [`crate::core::event::pending_parents`]).
     fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
 
+    /// The intent events of the build runs on `engine` that have not ended (see
+    /// [`crate::core::event::intents`]).
+    fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
+
     /// Every event of `engine` that names `image_id`.
     fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError>;
 
