@@ -2,6 +2,7 @@
 //! runtime, the ledger's opening, and phase tracing (`IMGGUARD_TRACE`). The pure core never
 //! comes here; the flow and the commands read the clock once and pass `now` in.
 
+use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -55,6 +56,82 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Whether process `pid` is a running imgguard (a zombie, another program that got the number,
+/// or no process at all: not).
+pub(crate) fn imgguard_alive(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => cmdline.split(|b| *b == 0).next().is_some_and(|argv0| {
+            std::path::Path::new(std::ffi::OsStr::from_bytes(argv0))
+                .file_name()
+                .is_some_and(|n| n.as_encoded_bytes().starts_with(b"imgguard"))
+        }),
+        // No /proc (not Linux): ask the kernel whether the process exists.
+        Err(_) if !std::path::Path::new("/proc/self").exists() => {
+            rustix::process::Pid::from_raw(i32::try_from(pid).unwrap_or(0))
+                .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
+        }
+        Err(_) => false,
+    }
+}
+
+/// The prefix of the temporary directory a build's image-ID file lives in:
+/// `imgguard-build.<pid>.` in the system's temporary directory.
+pub(crate) fn build_dir_prefix() -> String {
+    format!("{BUILD_DIR}{}.", std::process::id())
+}
+
+const BUILD_DIR: &str = "imgguard-build.";
+
+/// Removes what killed builds left in the temporary directory: only imgguard's own build
+/// directories (`imgguard-build.<pid>.*`, owned by this user, holding nothing but the `iid`
+/// file), and only those whose imgguard is gone. Best effort: a failure leaves it for later.
+pub(crate) fn clean_stale_build_dirs() {
+    use std::os::unix::fs::MetadataExt;
+    let uid = rustix::process::getuid().as_raw();
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(BUILD_DIR)) else { continue };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let path = entry.path();
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if !ours || pid == std::process::id() || imgguard_alive(pid) {
+            continue;
+        }
+        let Ok(inside) = std::fs::read_dir(&path) else { continue };
+        let inside: Vec<_> = inside.flatten().collect();
+        let only_iid = inside
+            .iter()
+            .all(|e| e.file_name() == "iid" && e.file_type().is_ok_and(|t| t.is_file()));
+        if only_iid {
+            for e in inside {
+                let _ = std::fs::remove_file(e.path());
+            }
+            let _ = std::fs::remove_dir(&path);
+        }
+    }
+}
+
+/// Removes a ledger this command created and that records nothing worth keeping (a build whose
+/// docker failed on a fresh machine): the database, its WAL files, and its directory if this
+/// command made that too.
+pub(crate) fn discard_new_ledger(ledger: Box<dyn Ledger>, made_dir: bool) {
+    drop(ledger);
+    let Ok(path) = ledger::location(&env_var) else { return };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    if made_dir {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// RFC 3339 (UTC, milliseconds) for a time in ms since the epoch.

@@ -33,10 +33,18 @@ pub fn run() -> ExitCode {
     host::start_clock();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version itself (exit 0) and usage errors (exit 2).
+        // Help and version: clap prints them (exit 0); help for a bare `imgguard` (exit 2).
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
             let _ = e.print();
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        // A usage error: one line naming what is wrong, like every other bad input (exit 2).
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "imgguard: {}", usage_line(&e.to_string()));
+            return ExitCode::from(2);
         }
     };
     let code = match dispatch(&cli) {
@@ -50,6 +58,14 @@ pub fn run() -> ExitCode {
     };
     host::trace("exit");
     ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// clap's usage error on one line: its first line without `error: `, and where to look.
+fn usage_line(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let first: String = first.chars().take(300).collect();
+    format!("{first} (see `imgguard --help`)")
 }
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {

@@ -614,7 +614,10 @@ fn connection_cut_mid_save_leaves_nothing() {
     let last = r.stderr.lines().last().unwrap();
     assert_eq!(
         last,
-        format!("imgguard: Docker engine: save {tag}: error reading a body from connection"),
+        format!(
+            "imgguard: Docker engine: save {tag}: the daemon went away (connection lost: end of \
+             file before message length reached)"
+        ),
         "{}",
         r.stderr
     );

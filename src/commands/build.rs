@@ -6,6 +6,7 @@
 //! gathered while it runs) → observe the new ID and the tags again → plan (pure) → apply → record
 //! in one transaction → one line per tag on stderr (and GitHub's outputs inside a workflow).
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::build::{self, TagChange};
 use crate::core::build_args::BuildArgs;
-use crate::core::event::{BuildFacts, ReasonKind, Recorded};
+use crate::core::event::{self, BuildFacts, Event, Outcome as EventOutcome, ReasonKind, Recorded};
 use crate::core::github::BuildResult;
 use crate::core::image::{EngineIdentity, ImageId};
 use crate::core::policy::{self, Decision};
@@ -33,34 +34,40 @@ pub fn run(settings: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
 
 async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     trace("args and config read");
+    host::clean_stale_build_dirs();
     let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
-    let (engine, before, ledger) = observe_before(&tags).await?;
-    let built = run_docker(&engine, &s.docker_args, &s.parsed, cwd, ledger, &tags).await?;
-    let Built { identity, mut ledger, known, facts, iid } = match built {
-        Ok(built) => built,
-        // A failed build changes nothing: no ledger entry, nothing removed.
-        Err(code) => return Ok(Outcome::Child(code)),
-    };
+    let mut run = observe_before(&tags).await?;
+    run.record_intent()?;
+    let built = run_docker(&run, &s.docker_args, &s.parsed, cwd, &tags).await?;
+    let Built { known, pending, dead, facts, iid, status, signalled } = built;
+    if !status.success() {
+        return ended_early(run, &tags, &facts, status, signalled).await;
+    }
+    let now = host::now_ms();
+    let mut record = Record::new(&run.identity, now);
+    record.push(Event::intent_end(&run.identity.id, now, &run.name, EventOutcome::Finished));
+    let known = settle(&run, &tags, &dead, known, &mut record).await?;
     let Some(new_id) = iid.read()? else {
+        record.commit(run.ledger.as_mut())?;
         ui::note("docker wrote no image ID (an --output that exports files?): nothing recorded");
         return Ok(Outcome::Child(0));
     };
-    let now = host::now_ms();
-    let after = observe::image_ids(&engine, &tags).await?;
+    let engine = &run.engine;
+    let after = observe::image_ids(engine, &tags).await?;
     // A tag that points at the new ID proves the daemon has it; else ask for the ID itself.
     let in_daemon = after.iter().flatten().any(|i| *i == new_id)
         || engine.inspect(new_id.as_str()).await?.is_some();
     trace("new image and tags inspected after");
     let changes: Vec<TagChange> = tags
         .iter()
-        .zip(before)
+        .zip(run.before.clone())
         .zip(after)
         .map(|((tag, before), after)| TagChange { tag: tag.clone(), before, after })
         .collect();
-    let mut record = Record::new(&identity, now);
+    let id = run.identity.id.clone();
     if !in_daemon {
-        record.extend(build::not_in_daemon(&identity.id, now, &new_id, &changes, &facts));
-        record.commit(ledger.as_mut())?;
+        record.extend(build::not_in_daemon(&id, now, &new_id, &changes, &facts));
+        record.commit(run.ledger.as_mut())?;
         ui::note(format!(
             "{} is not in the daemon (buildx without --load, or push-only): nothing to remove",
             new_id.short()
@@ -72,12 +79,12 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
         publish(s, &result)?;
         return Ok(Outcome::Child(0));
     }
-    let planned = build::outcome(&identity.id, now, &new_id, &changes, &known, &facts);
+    let planned = build::outcome(&id, now, &new_id, &changes, &known, &facts);
     record.extend(planned.events);
-    let decisions = decide_and_apply(&engine, &planned.candidates, &s.rules).await?;
+    let decisions = decide_and_apply(engine, &planned.candidates, &s.rules, &mut record).await?;
     trace("plan applied");
-    record.fates(&decisions, ReasonKind::Superseded);
-    record.commit(ledger.as_mut())?;
+    free_deferred(engine, &pending, &mut record).await?;
+    record.commit(run.ledger.as_mut())?;
     trace("ledger written");
     print_reports(&changes, &new_id, &decisions);
     let result =
@@ -95,104 +102,303 @@ fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Plans on a fresh look at the candidates, then removes what may go.
+/// Docker failed (perhaps because imgguard was signalled and passed the signal on): records
+/// whatever did happen — a tag docker moved before it ended is a build — and ends the run (`interrupted`
+/// when signalled). A plain failure on a fresh machine leaves no ledger behind. Exits with
+/// docker's code.
+async fn ended_early(
+    mut run: Run,
+    tags: &[String],
+    facts: &BuildFacts,
+    status: std::process::ExitStatus,
+    signalled: bool,
+) -> Result<Outcome, Error> {
+    let code = exit_code(status);
+    let now = host::now_ms();
+    let id = run.identity.id.clone();
+    let mut record = Record::new(&run.identity, now);
+    let after = observe::image_ids(&run.engine, tags).await?;
+    for ((tag, before), after) in tags.iter().zip(&run.before).zip(&after) {
+        if let Some(a) = after.as_ref().filter(|a| Some(*a) != before.as_ref()) {
+            let b = before.as_ref().map(ImageId::as_str);
+            record.push(Event::build(&id, now, tag, a.as_str(), b, facts));
+            ui::note(format!("{tag}  moved to {} before docker ended: recorded", a.short()));
+        }
+    }
+    if record.is_empty() && !signalled && run.fresh {
+        // A failed build changes nothing; on a fresh machine not even the ledger stays.
+        host::discard_new_ledger(run.ledger, run.made_dir);
+        return Ok(Outcome::Child(code));
+    }
+    let end = if signalled { EventOutcome::Interrupted } else { EventOutcome::Finished };
+    record.push(Event::intent_end(&id, now, &run.name, end));
+    record.commit(run.ledger.as_mut())?;
+    Ok(Outcome::Child(code))
+}
+
+/// Records what the build runs that were killed did (`[ref:intent-first]`): a tag their docker
+/// moved is their build, not a move outside imgguard; then each is `interrupted`. Returns the
+/// ledger's view of this build's tags with those events in it.
+async fn settle(
+    run: &Run,
+    tags: &[String],
+    dead: &[event::Intent],
+    mut known: Vec<Recorded>,
+    record: &mut Record,
+) -> Result<Vec<Recorded>, Error> {
+    if dead.is_empty() {
+        return Ok(known);
+    }
+    // This build's own tags as they were before it; the others as they are now.
+    let mut daemon: HashMap<String, Option<String>> = tags
+        .iter()
+        .zip(&run.before)
+        .map(|(t, b)| (t.clone(), b.as_ref().map(ToString::to_string)))
+        .collect();
+    let others: Vec<&String> = dead
+        .iter()
+        .flat_map(|d| d.tags.iter().map(|(t, _)| t))
+        .filter(|t| !daemon.contains_key(*t))
+        .collect();
+    let now_ids = observe::image_ids(&run.engine, &others).await?;
+    daemon.extend(
+        others.into_iter().cloned().zip(now_ids.into_iter().map(|i| i.map(|i| i.to_string()))),
+    );
+    let dead: Vec<&event::Intent> = dead.iter().collect();
+    // Known runs of other tags matter too: read them.
+    let ids: Vec<&str> = daemon.keys().map(String::as_str).collect();
+    let all_known = run.ledger.tag_events(Some(&run.identity.id), &ids)?;
+    let events =
+        event::settle_interrupted(&dead, &all_known, &run.identity.id, &daemon, record.now());
+    let next = known.iter().chain(&all_known).map(|r| r.seq).max().unwrap_or(0) + 1;
+    known.extend(events.iter().cloned().zip(next..).map(|(event, seq)| Recorded { seq, event }));
+    record.extend(events);
+    Ok(known)
+}
+
+/// One build run: the connection, who the daemon is, where the tags pointed before, and the
+/// ledger (with whether this run created it).
+struct Run {
+    engine: Engine,
+    identity: EngineIdentity,
+    before: Vec<Option<ImageId>>,
+    ledger: Box<dyn Ledger>,
+    /// The run's name in its intent events.
+    name: String,
+    /// When it started (ms since the epoch).
+    start: i64,
+    /// The ledger did not exist before this run.
+    fresh: bool,
+    /// Nor did its directory.
+    made_dir: bool,
+    /// The tags built.
+    tags: Vec<String>,
+}
+
+impl Run {
+    /// `[tag:intent-first]` Records, in a transaction of its own before docker runs, what this
+    /// run is about to do: each tag with where it points. A later command that finds the run
+    /// never ended (imgguard killed) can tell what docker did meanwhile.
+    fn record_intent(&mut self) -> Result<(), Error> {
+        let mut intent = Record::new(&self.identity, self.start);
+        for (tag, before) in self.tags_before() {
+            intent.push(Event::intent(
+                &self.identity.id,
+                self.start,
+                &self.name,
+                &tag,
+                before.as_deref(),
+            ));
+        }
+        intent.commit(self.ledger.as_mut())?;
+        trace("intent recorded");
+        Ok(())
+    }
+
+    fn tags_before(&self) -> Vec<(String, Option<String>)> {
+        self.tags
+            .iter()
+            .cloned()
+            .zip(self.before.iter().map(|b| b.as_ref().map(ToString::to_string)))
+            .collect()
+    }
+}
+
+/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
+/// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
+/// parents left for later.
 async fn decide_and_apply(
     engine: &Engine,
     candidates: &[policy::Candidate],
     rules: &policy::Rules,
+    record: &mut Record,
 ) -> Result<Vec<Decision>, Error> {
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
     let snapshot = observe::snapshot(engine, candidates).await?;
     let mut decisions = policy::plan(candidates, &snapshot, rules);
-    apply::apply(engine, &mut decisions, |_| {}).await?;
+    let not_before = record.now().saturating_add(apply::REMOVAL_GRACE_MS);
+    let orphans = apply::apply(engine, &mut decisions, not_before, |_| {}).await?;
+    record.fates(&decisions, ReasonKind::Superseded);
+    record.deferred(&orphans);
     Ok(decisions)
 }
 
-/// Where each tag points before the build (404 = nowhere). An existing ledger is opened
-/// meanwhile; a new one only once the daemon has answered, so that a failed call creates
-/// nothing.
-async fn observe_before(
-    tags: &[String],
-) -> Result<(Engine, Vec<Option<ImageId>>, Box<dyn Ledger>), Error> {
+/// Frees the parents earlier commands deferred whose grace period is over (`[ref:removal-grace]`),
+/// recording what became of them and the parents they left in turn.
+async fn free_deferred(
+    engine: &Engine,
+    pending: &[(ImageId, i64, ImageId)],
+    record: &mut Record,
+) -> Result<(), Error> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let (freed, orphans) = apply::free_parents(engine, pending, host::now_ms()).await?;
+    record.fates(&freed, ReasonKind::Superseded);
+    record.deferred(&orphans);
+    Ok(())
+}
+
+/// Where each tag points before the build (404 = nowhere) and who the daemon is. An existing
+/// ledger is opened meanwhile; a new one only once the daemon has answered, so that a failed
+/// call creates nothing.
+async fn observe_before(tags: &[String]) -> Result<Run, Error> {
+    let start = host::now_ms();
     let (existing, observed) = tokio::join!(blocking(host::existing_ledger), async {
         let engine = observe::connect().await?;
         trace("connected");
-        let before = observe::image_ids(&engine, tags).await?;
+        let (before, identity) = tokio::join!(observe::image_ids(&engine, tags), engine.identity());
         trace("tags inspected before");
-        Ok::<_, Error>((engine, before))
+        Ok::<_, Error>((engine, before?, identity?))
     });
-    let (engine, before) = observed?;
-    let ledger = match existing? {
-        Some(l) => l,
-        None => host::ledger()?,
+    let (engine, before, identity) = observed?;
+    let (ledger, fresh, made_dir) = match existing? {
+        Some(l) => (l, false, false),
+        None => {
+            let place = crate::ledger::location(&host::env_var)?;
+            let made_dir = place.parent().is_some_and(|d| !d.exists());
+            (host::ledger()?, true, made_dir)
+        }
     };
     trace("ledger open");
-    Ok((engine, before, ledger))
+    let name = event::run_name(std::process::id(), start);
+    Ok(Run { engine, identity, before, ledger, name, start, fresh, made_dir, tags: tags.to_vec() })
 }
 
-/// A build docker finished, with the facts gathered meanwhile.
+/// What docker did, with the facts gathered meanwhile.
 struct Built {
-    identity: EngineIdentity,
-    ledger: Box<dyn Ledger>,
     known: Vec<Recorded>,
+    /// Parents whose removal earlier commands deferred: (parent, since, child).
+    pending: Vec<(ImageId, i64, ImageId)>,
+    /// Build runs that never ended and whose imgguard is gone.
+    dead: Vec<event::Intent>,
     facts: BuildFacts,
     iid: IidFile,
+    status: std::process::ExitStatus,
+    /// imgguard was sent SIGINT or SIGTERM (and passed it on to docker).
+    signalled: bool,
 }
 
-/// Runs `docker build` against the same endpoint, and meanwhile reads the engine identity, the
-/// ledger's view of the tags, the git state and the Dockerfile's hash. `Err(code)`: docker
-/// failed with that exit code.
+/// Runs `docker build` against the same endpoint — passing SIGINT and SIGTERM on to it — and
+/// meanwhile reads the ledger's view of the tags, the deferred removals, the runs that never
+/// ended, the git state and the Dockerfile's hash.
 async fn run_docker(
-    engine: &Engine,
+    run: &Run,
     raw: &[OsString],
     parsed: &BuildArgs,
     cwd: &Path,
-    ledger: Box<dyn Ledger>,
     tags: &[String],
-) -> Result<Result<Built, i32>, Error> {
+) -> Result<Built, Error> {
     let iid = IidFile::new(parsed.iidfile.as_deref())?;
     let context_dir = local_context(parsed.context.as_deref(), cwd);
     let dockerfile = dockerfile_path(parsed, context_dir.as_deref(), cwd);
-    let mut child = docker_build(engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
+    let signals = Signals::new();
+    let mut child = docker_build(&run.engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
     trace("docker build started");
     let git_dir = context_dir.unwrap_or_else(|| cwd.to_path_buf());
-    let wanted = tags.to_vec();
-    let (status, ledger_read, git_state, dockerfile_sha) = tokio::join!(
+    let id = run.identity.id.as_str();
+    let ledger = run.ledger.as_ref();
+    let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    // The ledger is read on this thread while docker runs: it is local and fast, and docker's
+    // own start takes longer.
+    let read = || -> Result<_, Error> {
+        let known = ledger.tag_events(Some(id), &refs)?;
+        let pending = event::pending_parents(&ledger.deferred(id)?, id);
+        let open = ledger.open_intents(id)?;
+        Ok((known, pending, open))
+    };
+    let (ledger_read, (status, signalled), git_state, dockerfile_sha) = tokio::join!(
+        async { read() },
         async {
-            let s = child.wait().await;
+            let s = signals.wait(&mut child).await;
             trace("docker build ended");
             s
-        },
-        async {
-            let identity = engine.identity().await?;
-            trace("engine identity read");
-            let id = identity.id.clone();
-            let (ledger, known) = blocking(move || {
-                let refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-                let known = ledger.tag_events(Some(&id), &refs);
-                (ledger, known)
-            })
-            .await;
-            trace("ledger read");
-            Ok::<_, Error>((identity, ledger, known?))
         },
         blocking(move || crate::git::state(&git_dir)),
         blocking(move || dockerfile.and_then(|p| sha256_file(&p))),
     );
     let status = status.map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
-    if !status.success() {
-        return Ok(Err(exit_code(status)));
-    }
-    let (identity, ledger, known) = ledger_read?;
+    let (known, pending, open) = ledger_read?;
+    trace("ledger read");
+    let dead: Vec<event::Intent> = event::intents(&open, id)
+        .into_iter()
+        .filter(|i| i.run != run.name && !host::imgguard_alive(i.pid))
+        .collect();
     let facts = BuildFacts {
         git_commit: git_state.as_ref().map(|g| g.commit.clone()),
         git_dirty: git_state.as_ref().map(|g| g.dirty),
         dockerfile_sha256: dockerfile_sha,
         build_arg_names: parsed.build_arg_names.clone(),
     };
-    Ok(Ok(Built { identity, ledger, known, facts, iid }))
+    Ok(Built { known, pending, dead, facts, iid, status, signalled })
+}
+
+/// SIGINT and SIGTERM, caught while docker runs so that imgguard outlives docker and records
+/// what it did; each is passed on to docker. (At a terminal, Ctrl-C reaches docker directly too;
+/// a second SIGINT is harmless.)
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for docker, passing each signal on; whether one came.
+    async fn wait(
+        mut self,
+        child: &mut tokio::process::Child,
+    ) -> (std::io::Result<std::process::ExitStatus>, bool) {
+        use rustix::process::{kill_process, Pid, Signal};
+        let pid = child.id().and_then(|p| Pid::from_raw(i32::try_from(p).ok()?));
+        let mut signalled = false;
+        loop {
+            let sig = tokio::select! {
+                status = child.wait() => return (status, signalled),
+                Some(()) = recv(self.int.as_mut()) => Signal::INT,
+                Some(()) = recv(self.term.as_mut()) => Signal::TERM,
+            };
+            signalled = true;
+            if let Some(pid) = pid {
+                let _ = kill_process(pid, sig);
+            }
+        }
+    }
+}
+
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Starts `docker build` (argv only, stdio inherited) against the engine's endpoint.
@@ -286,8 +492,10 @@ impl IidFile {
         if let Some(p) = user {
             return Ok(IidFile { path: PathBuf::from(p), _temp: None });
         }
+        // Named after this process, so that a later run can tell a killed run's directory
+        // (`host::clean_stale_build_dirs`).
         let dir = tempfile::Builder::new()
-            .prefix("imgguard-")
+            .prefix(&host::build_dir_prefix())
             .tempdir()
             .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         Ok(IidFile { path: dir.path().join("iid"), _temp: Some(dir) })

@@ -170,8 +170,10 @@ async fn load(
         record.push(Event::tag(&identity.id, now, &p.tag, p.id.as_str(), before));
     }
     // 5. The images whose tags the load took: the build's removal policy, never forced.
-    let decisions = decide_and_apply(&engine, &load::candidates(&placed), &s.rules).await?;
+    let (decisions, orphans) =
+        decide_and_apply(&engine, &load::candidates(&placed), &s.rules, now).await?;
     record.fates(&decisions, ReasonKind::Superseded);
+    record.deferred(&orphans);
     record.commit(ledger.as_mut())?;
     print_placed(&placed, &decisions, &said);
     for h in &hints {
@@ -233,19 +235,22 @@ fn json_report(
     })
 }
 
-/// Plans on a fresh look at the candidates, then removes what may go.
+/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
+/// period after the tags moved at `moved_ms` (`[ref:removal-grace]`).
 async fn decide_and_apply(
     engine: &Engine,
     candidates: &[policy::Candidate],
     rules: &Rules,
-) -> Result<Vec<Decision>, Error> {
+    moved_ms: i64,
+) -> Result<(Vec<Decision>, Vec<apply::Orphan>), Error> {
     if candidates.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let snapshot = observe::snapshot(engine, candidates).await?;
     let mut decisions = policy::plan(candidates, &snapshot, rules);
-    apply::apply(engine, &mut decisions, |_| {}).await?;
-    Ok(decisions)
+    let not_before = moved_ms.saturating_add(apply::REMOVAL_GRACE_MS);
+    let orphans = apply::apply(engine, &mut decisions, not_before, |_| {}).await?;
+    Ok((decisions, orphans))
 }
 
 /// Puts `tag` on `id`, remembering where it pointed before.

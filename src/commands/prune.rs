@@ -35,6 +35,9 @@ struct JsonPruned<'a> {
 
 /// Runs the command.
 pub fn run(s: &PruneSettings) -> Result<Outcome, Error> {
+    if !s.dry_run {
+        host::clean_stale_build_dirs();
+    }
     // A dry run must change nothing, not even create the ledger.
     let mut ledger = if s.dry_run { host::existing_ledger()? } else { Some(host::ledger()?) };
     let lock = match ledger.as_deref() {
@@ -70,36 +73,89 @@ async fn prune(s: &PruneSettings, ledger: Option<&mut dyn Ledger>) -> Result<Out
         }
         return Ok(Outcome::Ok);
     }
-    let attempted = remove(&survey, &mut plan, human).await?;
+    let mut record = Record::new(&survey.identity, survey.now);
+    record.extend(survey.moves.iter().cloned());
+    let (attempted, orphans) = remove(&survey, &mut plan, human).await?;
+    record.fates(&attempted, ReasonKind::Pruned);
+    let freed = free_chain(&survey, orphans, s.rules.min_age_ms, &mut record, human).await?;
     if let Some(ledger) = ledger {
-        let mut record = Record::new(&survey.identity, survey.now);
-        record.extend(survey.moves.iter().cloned());
-        record.fates(&attempted, ReasonKind::Pruned);
         record.commit(ledger)?;
     }
     if human {
         let removed: Vec<&PruneDecision> =
             plan.iter().filter(|d| d.verdict == Verdict::Remove).collect();
         let reclaimed: i64 = removed.iter().map(|d| d.explained.image.size).sum();
-        ui::say(format!("reclaimed {} ({} images)", ui::size_i64(reclaimed), removed.len()))?;
+        let count = removed.len() + freed;
+        ui::say(format!("reclaimed {} ({count} images)", ui::size_i64(reclaimed)))?;
     } else {
         print_json(&plan, false)?;
     }
     Ok(Outcome::Ok)
 }
 
-/// Removes what the plan lets go, one by one, with progress on a terminal; returns the
-/// decisions it acted on, with what became of each.
+/// Frees the build cache the removals left, level by level (`[ref:removal-grace]`: each level
+/// waits out the grace period first), when `--min-age` allows images that young; else it stays
+/// recorded as deferred for a later prune. Returns how many were removed.
+async fn free_chain(
+    survey: &Survey,
+    mut orphans: Vec<apply::Orphan>,
+    min_age_ms: i64,
+    record: &mut Record,
+    human: bool,
+) -> Result<usize, Error> {
+    let mut removed = 0;
+    // A chain is as long as a Dockerfile; the bound only guards against a cycle.
+    for _ in 0..64 {
+        if orphans.is_empty() {
+            break;
+        }
+        record.deferred(&orphans);
+        if min_age_ms > apply::REMOVAL_GRACE_MS {
+            break;
+        }
+        let ripe = host::now_ms().saturating_add(apply::REMOVAL_GRACE_MS);
+        let pending: Vec<_> = orphans
+            .iter()
+            .map(|o| (o.parent.clone(), ripe - apply::REMOVAL_GRACE_MS, o.child.clone()))
+            .collect();
+        let (freed, next) = apply::free_parents(&survey.engine, &pending, ripe).await?;
+        for d in &freed {
+            if d.verdict == Verdict::Remove {
+                removed += 1;
+                if human {
+                    ui::say(format!(
+                        "removed {} (build cache of {})",
+                        d.image.short(),
+                        d.child.short()
+                    ))?;
+                }
+            }
+        }
+        record.fates(&freed, ReasonKind::Pruned);
+        orphans = next;
+    }
+    Ok(removed)
+}
+
+/// Removes what the plan lets go, one by one, no sooner than the grace period after each became
+/// dangling (`[ref:removal-grace]`), with progress on a terminal; returns the decisions it acted
+/// on, with what became of each, and the parents the removals left.
 async fn remove(
     survey: &Survey,
     plan: &mut [PruneDecision],
     human: bool,
-) -> Result<Vec<PruneDecision>, Error> {
+) -> Result<(Vec<PruneDecision>, Vec<apply::Orphan>), Error> {
     let len = plan.iter().filter(|d| d.verdict == Verdict::Remove).count() as u64;
+    let not_before = plan
+        .iter()
+        .filter(|d| d.verdict == Verdict::Remove)
+        .filter_map(|d| d.explained.cause.since_ms())
+        .max()
+        .map_or(0, |since| since.saturating_add(apply::REMOVAL_GRACE_MS));
     let bar = ui::progress(&Progress::Items { len, what: "removing" });
     let mut lines = Vec::new();
     let mut attempted = Vec::new();
-    apply::apply(&survey.engine, plan, |d| {
+    let orphans = apply::apply(&survey.engine, plan, not_before, |d| {
         bar.inc(1);
         attempted.push(d.clone());
         let id = d.explained.image.id.short();
@@ -115,7 +171,7 @@ async fn remove(
     .await?;
     bar.finish_and_clear();
     lines.into_iter().collect::<Result<(), Error>>()?;
-    Ok(attempted)
+    Ok((attempted, orphans))
 }
 
 fn print_plan(plan: &[PruneDecision], dry_run: bool) -> Result<(), Error> {

@@ -53,14 +53,14 @@ async fn rmi(s: &RmiSettings) -> Result<Outcome, Error> {
 fn json_result(r: &RmiRef, info: &ImageInfo, result: &RmiResult) -> serde_json::Value {
     let (action, untagged, deleted, reason) = match result {
         RmiResult::Refused(k) => ("refused", &[][..], &[][..], Some(k.to_string())),
-        RmiResult::Done(Removal::Removed { untagged, deleted }) => {
+        RmiResult::Done(Removal::Removed { untagged, deleted }, _) => {
             let action = if deleted.is_empty() { "untagged" } else { "removed" };
             (action, &untagged[..], &deleted[..], None)
         }
-        RmiResult::Done(Removal::Conflict(msg)) => {
+        RmiResult::Done(Removal::Conflict(msg), _) => {
             ("daemon-refused", &[][..], &[][..], Some(msg.clone()))
         }
-        RmiResult::Done(Removal::Gone) => ("gone", &[][..], &[][..], None),
+        RmiResult::Done(Removal::Gone, _) => ("gone", &[][..], &[][..], None),
     };
     serde_json::json!({
         "reference": r.text,
@@ -111,7 +111,7 @@ fn report(
             ));
             Ok(true)
         }
-        RmiResult::Done(Removal::Removed { untagged, deleted }) => {
+        RmiResult::Done(Removal::Removed { untagged, deleted }, orphan) => {
             for t in &untagged {
                 say(format!("untagged {t}"))?;
                 let tag = Tag::parse(t).map_or_else(|_| t.clone(), |t| t.to_string());
@@ -121,13 +121,22 @@ fn report(
                 say(format!("removed {d}"))?;
                 record.push(Event::removed_by_rmi(&engine, now, d, &r.text));
             }
+            // Its build cache goes later, once no build can be about to use it.
+            if let Some(o) = orphan {
+                record.push(Event::deferred_parent(
+                    &engine,
+                    now,
+                    o.parent.as_str(),
+                    o.child.as_str(),
+                ));
+            }
             Ok(false)
         }
-        RmiResult::Done(Removal::Conflict(msg)) => {
+        RmiResult::Done(Removal::Conflict(msg), _) => {
             ui::note(format!("the daemon refused to remove {}: {msg}", r.text));
             Ok(true)
         }
-        RmiResult::Done(Removal::Gone) => {
+        RmiResult::Done(Removal::Gone, _) => {
             say(format!("{}: already gone", r.text))?;
             Ok(false)
         }

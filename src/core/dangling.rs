@@ -7,12 +7,17 @@
 //! - `loaded-nameless`: it came from an archive without names (`docker save <ID>`);
 //! - `force-untagged`: the ledger last saw tag X on it, X points nowhere now, and a container still
 //!   uses it (`docker rmi -f` on an image in use);
+//! - `build-cache`: the legacy builder's cache parent of an image imgguard removed; its removal
+//!   was deferred (`[ref:removal-grace]`) and the next build or prune carries it out;
+//! - `interrupted-build`: the ledger never saw it, and it was made while an `imgguard build` run
+//!   that was interrupted (signalled, or killed and found so by a later command) ran: docker
+//!   leaves such images when its build is cut short;
 //! - `unknown`: the ledger never saw it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::core::event::{Event, EventKind, Outcome, ReasonKind, Recorded};
+use crate::core::event::{intents, Event, EventKind, Intent, Outcome, ReasonKind, Recorded};
 use crate::core::image::{ContainerInfo, ImageId, ListedImage};
 use crate::core::policy::{matches_pattern, Decided, KeepReason, Verdict};
 
@@ -25,6 +30,10 @@ pub enum Cause {
     LoadedNameless { archive: Option<String>, at_ms: i64 },
     /// Its last tag was taken off while a container used it.
     ForceUntagged { tag: String, at_ms: i64 },
+    /// The cache parent of `child`, which imgguard removed at `at_ms`; its removal is deferred.
+    BuildCache { child: ImageId, at_ms: i64 },
+    /// Made during the build run of `tags` started at `at_ms`, which was interrupted.
+    InterruptedBuild { tags: Vec<String>, at_ms: i64 },
     /// The ledger never saw it.
     Unknown,
 }
@@ -36,6 +45,8 @@ impl Cause {
             Cause::Superseded { .. } => "superseded",
             Cause::LoadedNameless { .. } => "loaded-nameless",
             Cause::ForceUntagged { .. } => "force-untagged",
+            Cause::BuildCache { .. } => "build-cache",
+            Cause::InterruptedBuild { .. } => "interrupted-build",
             Cause::Unknown => "unknown",
         }
     }
@@ -45,7 +56,9 @@ impl Cause {
         match self {
             Cause::Superseded { at_ms, .. }
             | Cause::LoadedNameless { at_ms, .. }
-            | Cause::ForceUntagged { at_ms, .. } => Some(*at_ms),
+            | Cause::ForceUntagged { at_ms, .. }
+            | Cause::BuildCache { at_ms, .. }
+            | Cause::InterruptedBuild { at_ms, .. } => Some(*at_ms),
             Cause::Unknown => None,
         }
     }
@@ -72,6 +85,16 @@ impl fmt::Display for Cause {
             }
             Cause::ForceUntagged { tag, .. } => {
                 write!(f, "{tag} was force-removed while a container used it")
+            }
+            Cause::BuildCache { child, .. } => {
+                write!(
+                    f,
+                    "build cache of {}, removed by imgguard (removal deferred)",
+                    child.short()
+                )
+            }
+            Cause::InterruptedBuild { tags, .. } => {
+                write!(f, "left by an interrupted imgguard build of {}", tags.join(", "))
             }
             Cause::Unknown => f.write_str("never seen by imgguard"),
         }
@@ -106,7 +129,7 @@ pub fn reconcile(
     let mut current: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     let mut sorted: Vec<&Recorded> =
         events.iter().filter(|r| r.event.engine == engine && is_pointer(&r.event)).collect();
-    sorted.sort_by_key(|r| r.seq);
+    sorted.sort_by_key(|r| crate::core::event::pointer_order(r));
     for r in sorted {
         if let Some(tag) = r.event.tag.as_deref() {
             current.insert(tag, r.event.image_id.as_deref());
@@ -143,6 +166,15 @@ pub fn explain(
     // Per tag, the pointer events in order; per image, the nameless loads.
     let mut by_tag: HashMap<&str, Vec<&Recorded>> = HashMap::new();
     let mut nameless: HashMap<&str, &Recorded> = HashMap::new();
+    let interrupted: Vec<Intent> = intents(events, engine)
+        .into_iter()
+        .filter(|i| matches!(i.end, Some((Outcome::Interrupted, _))))
+        .collect();
+    let deferred: HashMap<ImageId, (i64, ImageId)> =
+        crate::core::event::pending_parents(events, engine)
+            .into_iter()
+            .map(|(id, at, child)| (id, (at, child)))
+            .collect();
     for r in &sorted {
         let e = &r.event;
         if is_pointer(e) {
@@ -201,7 +233,14 @@ pub fn explain(
                 (Some(&(_, tag, by, at_ms, how)), _) => {
                     Cause::Superseded { tag: tag.to_string(), by: by.map(ImageId::new), at_ms, how }
                 }
-                (None, None) => Cause::Unknown,
+                (None, None) => match deferred.get(&image.id) {
+                    Some((at_ms, child)) => {
+                        Cause::BuildCache { child: child.clone(), at_ms: *at_ms }
+                    }
+                    // Intermediates with children stay hidden, as unknown ones do.
+                    None if parents.contains(&image.id) => Cause::Unknown,
+                    None => interrupted_cause(&interrupted, image),
+                },
             };
             let has_children = parents.contains(&image.id);
             if has_children && cause == Cause::Unknown {
@@ -226,6 +265,22 @@ pub fn explain(
         .collect();
     out.sort_by(|a, b| b.image.created_s.cmp(&a.image.created_s).then(a.image.id.cmp(&b.image.id)));
     out
+}
+
+/// `interrupted-build` when the image was made while an interrupted run ran (docker's creation
+/// time is in whole seconds: a second of slack before the start), else `unknown`.
+fn interrupted_cause(runs: &[Intent], image: &ListedImage) -> Cause {
+    let made_ms = image.created_s.saturating_mul(1000);
+    runs.iter()
+        .rev()
+        .find(|r| {
+            let end = r.end.map_or(i64::MAX, |(_, at)| at);
+            made_ms >= r.start_ms - 1000 && made_ms <= end
+        })
+        .map_or(Cause::Unknown, |r| Cause::InterruptedBuild {
+            tags: r.tags.iter().map(|(t, _)| t.clone()).collect(),
+            at_ms: r.start_ms,
+        })
 }
 
 fn nameless_cause(r: &Recorded) -> Cause {
@@ -548,6 +603,47 @@ mod tests {
         let plan = plan_prune(list[2..3].to_vec(), &unknown_too, 100 * HOUR);
         assert_eq!(plan[0].verdict, Verdict::Remove);
         assert_eq!(plan[0].explained.image.id, id("unk"), "the decision carries its image");
+    }
+
+    #[test]
+    fn images_made_during_an_interrupted_run_have_a_cause() {
+        use crate::core::event::{run_name, Outcome as O};
+        let run = run_name(7, 10_000);
+        let log = with_seq(
+            vec![
+                Event::intent(E, 10_000, &run, "x:v1", None),
+                Event::intent_end(E, 20_000, &run, O::Interrupted),
+                Event::deferred_parent(E, 30_000, "sha256:P", "sha256:C"),
+            ],
+            1,
+        );
+        let images = vec![
+            img("during", &[], 12),
+            img("after", &[], 25),
+            img("before", &[], 5),
+            img("P", &[], 1),
+        ];
+        let causes: Vec<(String, &str)> = explain(&images, &[], &log, E)
+            .iter()
+            .map(|e| (e.image.id.to_string(), e.cause.name()))
+            .collect();
+        assert_eq!(
+            causes,
+            [
+                ("sha256:after".to_string(), "unknown"),
+                ("sha256:during".to_string(), "interrupted-build"),
+                ("sha256:before".to_string(), "unknown"),
+                ("sha256:P".to_string(), "build-cache"),
+            ]
+        );
+        // prune removes both kinds as it does superseded ones.
+        let plan = plan_prune(explain(&images, &[], &log, E), &PruneRules::default(), 100 * HOUR);
+        let removed: Vec<&str> = plan
+            .iter()
+            .filter(|d| d.verdict == Verdict::Remove)
+            .map(|d| d.explained.cause.name())
+            .collect();
+        assert_eq!(removed, ["interrupted-build", "build-cache"]);
     }
 
     #[test]

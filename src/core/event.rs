@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::core::image::ImageId;
 use crate::core::policy::{Decided, Verdict};
 
 /// An enum whose variants have stable names: stored in the ledger, part of JSON contracts.
@@ -63,6 +64,10 @@ named! {
         Removed = "removed",
         /// imgguard decided to keep `image_id` (the reason says why).
         Kept = "kept",
+        /// `imgguard build` is about to run docker for `tag` (which points at `previous_id`);
+        /// the reason names the run. Its end (outcome `finished` or `interrupted`, no tag) is a
+        /// second `intent` event of the same run.
+        Intent = "intent",
     }
 }
 
@@ -94,6 +99,11 @@ named! {
         NotInDaemon = "not-in-daemon",
         /// A load (or save) of an image whose archive carries no name: `<none>:<none>`.
         Nameless = "nameless",
+        /// A build run ended and imgguard saw it end.
+        Finished = "finished",
+        /// A build run was interrupted: imgguard was signalled, or killed (found by the next
+        /// command).
+        Interrupted = "interrupted",
     }
 }
 
@@ -138,6 +148,13 @@ named! {
         TooYoung = "too-young",
         /// Kept for rollback.
         Rollback = "rollback",
+        /// Kept for now: the parent (build cache) of an image imgguard removed; the next build
+        /// or prune removes it once the removal grace period has passed.
+        Deferred = "deferred",
+        /// A build run's intent (the reason's words name the run).
+        Intent = "intent",
+        /// Recorded by a later command: the build's imgguard was interrupted.
+        Interrupted = "interrupted",
         /// Written before reasons had kinds.
         Other = "other",
     }
@@ -347,6 +364,50 @@ impl Event {
             .because(ReasonKind::Rmi, "imgguard rmi")
     }
 
+    /// `parent` lost its child `child` to an imgguard removal: its own removal is deferred
+    /// until the grace period has passed (`[ref:removal-grace]`), and the next build or prune
+    /// carries it out.
+    pub fn deferred_parent(engine: &str, at_ms: i64, parent: &str, child: &str) -> Event {
+        let short = ImageId::new(child);
+        let mut e = Event::new(engine, at_ms, EventKind::Kept)
+            .about(None, Some(parent), Some(child))
+            .because(
+                ReasonKind::Deferred,
+                format!("build cache of removed {}: removal deferred", short.short()),
+            );
+        e.outcome = Some(Outcome::Kept);
+        e
+    }
+
+    /// `imgguard build` run `run` is about to build `tag`, which points at `before`.
+    pub fn intent(engine: &str, at_ms: i64, run: &str, tag: &str, before: Option<&str>) -> Event {
+        Event::new(engine, at_ms, EventKind::Intent)
+            .about(Some(tag), None, before)
+            .because(ReasonKind::Intent, run)
+    }
+
+    /// Build run `run` ended: `finished`, or `interrupted`.
+    pub fn intent_end(engine: &str, at_ms: i64, run: &str, outcome: Outcome) -> Event {
+        let mut e = Event::new(engine, at_ms, EventKind::Intent).because(ReasonKind::Intent, run);
+        e.outcome = Some(outcome);
+        e
+    }
+
+    /// A later command found `tag` on `image` (from `previous`), built by an interrupted
+    /// `imgguard build` run whose docker finished in the daemon.
+    pub fn interrupted_build(
+        engine: &str,
+        at_ms: i64,
+        tag: &str,
+        image: &str,
+        previous: Option<&str>,
+    ) -> Event {
+        Event::build(engine, at_ms, tag, image, previous, &BuildFacts::default()).because(
+            ReasonKind::Interrupted,
+            "built while imgguard was interrupted; recorded by the next command",
+        )
+    }
+
     /// `imgguard rmi REF` removed `image`.
     pub fn removed_by_rmi(engine: &str, at_ms: i64, image: &str, reference: &str) -> Event {
         let mut e = Event::new(engine, at_ms, EventKind::Removed)
@@ -375,6 +436,83 @@ impl Event {
     pub fn is_pointer(&self) -> bool {
         self.kind.moves_tag() && self.outcome != Some(Outcome::NotInDaemon)
     }
+}
+
+/// One `imgguard build` run as its intent events tell it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// The run's name (`build pid 4242 at 1767000000000`).
+    pub run: String,
+    /// The process that ran it.
+    pub pid: u32,
+    /// When it started (ms since the epoch).
+    pub start_ms: i64,
+    /// Each tag with where it pointed before.
+    pub tags: Vec<(String, Option<String>)>,
+    /// How and when it ended, if the ledger knows.
+    pub end: Option<(Outcome, i64)>,
+}
+
+/// The name of a build run: the process and the start time.
+pub fn run_name(pid: u32, start_ms: i64) -> String {
+    format!("build pid {pid} at {start_ms}")
+}
+
+/// The build runs of `engine` in the log, oldest first.
+pub fn intents(events: &[Recorded], engine: &str) -> Vec<Intent> {
+    let mut runs: Vec<Intent> = Vec::new();
+    let mut sorted: Vec<&Recorded> = events
+        .iter()
+        .filter(|r| r.event.engine == engine && r.event.kind == EventKind::Intent)
+        .collect();
+    sorted.sort_by_key(|r| r.seq);
+    for r in sorted {
+        let Some(run) = r.event.reason_text() else { continue };
+        let i = match runs.iter().position(|i| i.run == run) {
+            Some(i) => i,
+            None => {
+                let mut words = run.split_whitespace().skip(2);
+                let pid = words.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                let start_ms = words.nth(1).and_then(|t| t.parse().ok()).unwrap_or(r.event.at_ms);
+                runs.push(Intent { run: run.to_string(), pid, start_ms, tags: vec![], end: None });
+                runs.len() - 1
+            }
+        };
+        match (r.event.outcome, r.event.tag.as_deref()) {
+            // The first end counts (a killed run may be found by several commands at once).
+            (Some(o), _) if runs[i].end.is_none() => runs[i].end = Some((o, r.event.at_ms)),
+            (None, Some(tag)) => runs[i].tags.push((tag.to_string(), r.event.previous_id.clone())),
+            _ => {}
+        }
+    }
+    runs
+}
+
+/// What a later command records for build runs that never ended and whose process is gone
+/// (`dead`): a tag that moved from where the run found it while the ledger still has it there
+/// was moved by that run's docker (a `build` event, not a move outside imgguard); then the run
+/// is `interrupted`. `daemon` says where each tag points now (tags not asked about are skipped).
+pub fn settle_interrupted<S: std::hash::BuildHasher>(
+    dead: &[&Intent],
+    known: &[Recorded],
+    engine: &str,
+    daemon: &HashMap<String, Option<String>, S>,
+    now_ms: i64,
+) -> Vec<Event> {
+    let mut out = Vec::new();
+    for run in dead {
+        for (tag, before) in &run.tags {
+            let Some(now) = daemon.get(tag) else { continue };
+            let recorded = current(known, engine, tag);
+            if let Some(now) = now.as_deref() {
+                if Some(now) != before.as_deref() && recorded == before.as_deref() {
+                    out.push(Event::interrupted_build(engine, now_ms, tag, now, before.as_deref()));
+                }
+            }
+        }
+        out.push(Event::intent_end(engine, now_ms, &run.run, Outcome::Interrupted));
+    }
+    out
 }
 
 /// An event with its place in the log.
@@ -441,16 +579,48 @@ pub struct Lineage {
     pub entries: Vec<Entry>,
 }
 
-/// Where the ledger believes `tag` points on `engine` now: the newest pointer event's image
-/// (`None` when it never saw the tag, or saw it removed).
+/// Where the ledger believes `tag` points on `engine` now: the image of the pointer event
+/// observed last (`None` when it never saw the tag, or saw it removed).
 pub fn current<'a>(events: &'a [Recorded], engine: &str, tag: &str) -> Option<&'a str> {
     events
         .iter()
         .filter(|r| {
             r.event.engine == engine && r.event.tag.as_deref() == Some(tag) && r.event.is_pointer()
         })
-        .max_by_key(|r| r.seq)
+        .max_by_key(|r| pointer_order(r))
         .and_then(|r| r.event.image_id.as_deref())
+}
+
+/// The order in which pointer events tell where a tag points: `[tag:observed-order]` by the
+/// time the daemon was observed (`at_ms`), then by log position. Two builds of one tag may
+/// commit in the other order than the daemon moved the tag; each observed the tag after its own
+/// build, so the later observation is the daemon's later state.
+pub fn pointer_order(r: &Recorded) -> (i64, i64) {
+    (r.event.at_ms, r.seq)
+}
+
+/// The images whose removal is deferred (`[ref:removal-grace]`): the last fate of each is a
+/// `deferred` keep. Each with the time it was deferred and the child that was removed.
+pub fn pending_parents(events: &[Recorded], engine: &str) -> Vec<(ImageId, i64, ImageId)> {
+    let mut last: BTreeMap<&str, &Recorded> = BTreeMap::new();
+    for r in events.iter().filter(|r| r.event.engine == engine) {
+        let e = &r.event;
+        if !matches!(e.kind, EventKind::Removed | EventKind::Kept) {
+            continue;
+        }
+        if let Some(id) = e.image_id.as_deref() {
+            if last.get(id).is_none_or(|l| l.seq < r.seq) {
+                last.insert(id, r);
+            }
+        }
+    }
+    last.into_iter()
+        .filter(|(_, r)| r.event.reason.as_ref().is_some_and(|x| x.kind == ReasonKind::Deferred))
+        .map(|(id, r)| {
+            let child = r.event.previous_id.clone().unwrap_or_default();
+            (ImageId::new(id), r.event.at_ms, ImageId::new(child))
+        })
+        .collect()
 }
 
 /// The tags that pointed at `image_id` on `engine` at some time, most recent first (each once).
@@ -518,7 +688,10 @@ pub fn lineages(events: &[Recorded]) -> Vec<Lineage> {
     }
 
     let mut by_tag: BTreeMap<(&str, &str), Vec<(i64, Entry)>> = BTreeMap::new();
-    for r in &sorted {
+    // Tag moves in the order the daemon was observed (`[ref:observed-order]`).
+    let mut moves = sorted.clone();
+    moves.sort_by_key(|r| pointer_order(r));
+    for r in &moves {
         let e = &r.event;
         let Some(tag) = e.tag.as_deref() else { continue };
         if !e.is_pointer() {
@@ -608,6 +781,80 @@ mod tests {
         assert_eq!(l.len(), 1);
         assert_eq!(states(&l[0]), [("B", EntryState::Current), ("A", EntryState::Removed)]);
         assert_eq!(current(&log, "E", "x:v1"), Some("B"));
+    }
+
+    fn rec(seq: i64, event: Event) -> Recorded {
+        Recorded { seq, event }
+    }
+
+    #[test]
+    fn the_later_observation_wins_over_the_later_commit() {
+        // Build 1 saw x:v1 on A at 5 ms, build 2 saw it on B at 9 ms, but build 2 committed first.
+        let f = BuildFacts::default();
+        let log = vec![
+            rec(1, Event::build("E", 9, "x:v1", "B", None, &f)),
+            rec(2, Event::build("E", 5, "x:v1", "A", None, &f)),
+        ];
+        assert_eq!(current(&log, "E", "x:v1"), Some("B"));
+        assert_eq!(
+            states(&lineages(&log)[0]),
+            [("B", EntryState::Current), ("A", EntryState::Superseded)]
+        );
+    }
+
+    #[test]
+    fn deferred_parents_are_pending_until_their_fate() {
+        let d = |seq, p: &str| rec(seq, Event::deferred_parent("E", seq * 10, p, "sha256:child"));
+        let mut removed = ev(4, EventKind::Removed, None, Some("P"));
+        removed.event.outcome = Some(Outcome::Removed);
+        let log = vec![d(1, "P"), d(2, "Q"), d(3, "R"), removed, d(5, "R")];
+        let pending: Vec<(String, i64)> = pending_parents(&log, "E")
+            .into_iter()
+            .map(|(id, at, child)| {
+                assert_eq!(child.as_str(), "sha256:child");
+                (id.to_string(), at)
+            })
+            .collect();
+        assert_eq!(pending, [("Q".to_string(), 20), ("R".to_string(), 50)]);
+        assert!(pending_parents(&log, "other").is_empty());
+    }
+
+    #[test]
+    fn a_killed_run_is_settled_as_the_build_it_was() {
+        let run = run_name(42, 1000);
+        let f = BuildFacts::default();
+        let log = vec![
+            rec(1, Event::build("E", 500, "x:v1", "A", None, &f)),
+            rec(2, Event::intent("E", 1000, &run, "x:v1", Some("A"))),
+            rec(3, Event::intent("E", 1000, &run, "x:v2", None)),
+        ];
+        let runs = intents(&log, "E");
+        assert_eq!(runs.len(), 1);
+        assert_eq!((runs[0].pid, runs[0].start_ms, runs[0].end), (42, 1000, None));
+        // x:v1 moved to B (the killed run's docker finished); x:v2 never appeared.
+        let daemon: HashMap<String, Option<String>> =
+            [("x:v1".to_string(), Some("B".to_string())), ("x:v2".to_string(), None)].into();
+        let events = settle_interrupted(&[&runs[0]], &log, "E", &daemon, 2000);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, EventKind::Build);
+        assert_eq!(
+            (events[0].image_id.as_deref(), events[0].previous_id.as_deref()),
+            (Some("B"), Some("A"))
+        );
+        assert_eq!(events[0].reason.as_ref().map(|r| r.kind), Some(ReasonKind::Interrupted));
+        assert_eq!(
+            (events[1].kind, events[1].outcome),
+            (EventKind::Intent, Some(Outcome::Interrupted))
+        );
+        // Ended: no longer open, and the first end counts.
+        let mut log = log;
+        log.push(rec(4, events[1].clone()));
+        log.push(rec(5, Event::intent_end("E", 3000, &run, Outcome::Interrupted)));
+        assert_eq!(intents(&log, "E")[0].end, Some((Outcome::Interrupted, 2000)));
+        // A move the ledger already knows of (recorded elsewhere) is not claimed by the run.
+        log.push(rec(6, Event::build("E", 1500, "x:v1", "B", Some("A"), &f)));
+        let runs = intents(&log[..3], "E");
+        assert_eq!(settle_interrupted(&[&runs[0]], &log, "E", &daemon, 2000).len(), 1);
     }
 
     #[test]

@@ -12,6 +12,13 @@ use std::fmt;
 use crate::core::event::ReasonKind;
 use crate::core::image::{ContainerInfo, ImageId, ImageInfo};
 
+/// `[ref:removal-grace]` How long an image that just became unreachable (its tag moved, or its
+/// last child was removed) is left before imgguard removes it: a `docker create` that resolved
+/// the tag, or a legacy build that picked the image as its cache, a moment earlier still reaches
+/// it within this time and then holds it (a container, a child image), which the daemon's own
+/// conflict check sees.
+pub const REMOVAL_GRACE_MS: i64 = 2_000;
+
 /// An image that a tag just moved away from, so that it may have become dangling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

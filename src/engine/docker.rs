@@ -175,6 +175,29 @@ impl Engine {
         Ok(image_store_of(info.driver.as_deref(), info.driver_status.as_deref()))
     }
 
+    /// The parent of each image that has one (the legacy builder records them): of the
+    /// dangling images only (one short list call) or of all.
+    pub async fn parents(
+        &self,
+        dangling_only: bool,
+    ) -> Result<std::collections::HashMap<ImageId, ImageId>, EngineError> {
+        let opts = if dangling_only {
+            let filters = std::collections::HashMap::from([(
+                "dangling".to_string(),
+                vec!["true".to_string()],
+            )]);
+            ListImagesOptions { filters: Some(filters), ..Default::default() }
+        } else {
+            ListImagesOptionsBuilder::new().all(true).build()
+        };
+        let list = self.docker.list_images(Some(opts)).await.map_err(|e| api("list images", &e))?;
+        Ok(list
+            .into_iter()
+            .filter(|i| !i.parent_id.is_empty())
+            .map(|i| (ImageId::new(i.id), ImageId::new(i.parent_id)))
+            .collect())
+    }
+
     /// Every container, running or not (one `list_containers(all=true)` call).
     pub async fn containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptionsBuilder::new().all(true).build();
@@ -196,24 +219,36 @@ impl Engine {
 
     /// Removes one reference (an image ID or a tag), never forced `[ref:never-forced]`: the
     /// daemon's own conflict check is the last guard. A tag of an image that keeps other tags is
-    /// only untagged, as `docker rmi` does; parents freed by the removal go too
-    /// (`noprune=false`), as `docker rmi`.
+    /// only untagged, as `docker rmi` does. Parents freed by the removal stay (`noprune=true`):
+    /// an untagged parent is the legacy builder's cache, which a concurrent build may have just
+    /// picked to build on; `crate::flow::apply` frees them later (`[ref:removal-grace]`).
     pub async fn remove(&self, reference: &str) -> Result<Removal, EngineError> {
-        let opts = RemoveImageOptions { force: false, noprune: false, platforms: None };
+        let opts = RemoveImageOptions { force: false, noprune: true, platforms: None };
         match self.docker.remove_image(reference, Some(opts), None).await {
             Ok(items) => Ok(Removal::Removed {
                 untagged: familiar_tags(items.iter().filter_map(|i| i.untagged.clone()).collect()),
                 deleted: items.into_iter().filter_map(|i| i.deleted).map(full_id).collect(),
             }),
+            Err(BollardError::DockerResponseServerError { status_code, message })
+                if is_gone(status_code, &message) =>
+            {
+                Ok(Removal::Gone)
+            }
             Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
                 Ok(Removal::Conflict(conflict_message(&message)))
-            }
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
-                Ok(Removal::Gone)
             }
             Err(e) => Err(api(&format!("remove {}", short(reference)), &e)),
         }
     }
+}
+
+/// Whether the daemon's answer to a removal says the image is already gone: a 404, or — when
+/// another process removed it between the daemon's lookup and its delete — Docker 20.10's 409
+/// or 500 with `unrecognized image ID` or `No such image`.
+fn is_gone(status: u16, message: &str) -> bool {
+    status == 404
+        || matches!(status, 409 | 500)
+            && (message.contains("unrecognized image ID") || message.contains("No such image"))
 }
 
 /// A reference as people read it: an image ID shortened, anything else as it is.
@@ -700,6 +735,13 @@ fn api(what: &str, e: &BollardError) -> EngineError {
         BollardError::DockerResponseServerError { message, .. } => {
             EngineError::Api { what: what.to_string(), message: message.replace('\n', " ") }
         }
+        // The transport broke: hyper's words alone (`client error (SendRequest)`) do not say
+        // that the daemon is gone, so say it, with the innermost cause.
+        BollardError::HyperLegacyError { .. }
+        | BollardError::HyperResponseError { .. }
+        | BollardError::IOError { .. } => {
+            EngineError::WentAway { what: what.to_string(), message: root_cause(e) }
+        }
         other => EngineError::Api { what: what.to_string(), message: one_line(other) },
     }
 }
@@ -718,6 +760,15 @@ fn one_line_with_causes(e: &BollardError) -> String {
         source = cause.source();
     }
     text.replace('\n', " ")
+}
+
+/// The innermost cause of an error, on one line.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string().replace('\n', " ")
 }
 
 fn one_line(e: &BollardError) -> String {
@@ -942,5 +993,15 @@ mod tests {
         // A truncated gzip stream is an error, not a short archive.
         let out: Vec<_> = gunzip_if_gzip(chunks(&gz[..gz.len() / 2])).collect().await;
         assert!(out.iter().any(Result::is_err));
+    }
+
+    #[test]
+    fn an_image_removed_meanwhile_is_gone_not_an_error() {
+        assert!(is_gone(404, "No such image: sha256:abc"));
+        assert!(is_gone(409, "unrecognized image ID sha256:abc"));
+        assert!(is_gone(500, "unrecognized image ID sha256:abc"));
+        assert!(is_gone(500, "No such image: sha256:abc"));
+        assert!(!is_gone(409, "conflict: unable to delete abc (must be forced) - image is being used by stopped container 1"));
+        assert!(!is_gone(500, "driver failed"));
     }
 }

@@ -39,4 +39,8 @@ pub enum EngineError {
     /// The daemon answered with an error.
     #[error("Docker engine: {what}: {message}")]
     Api { what: String, message: String },
+    /// The connection broke in the middle of a call: the daemon stopped, restarted or was killed
+    /// (or something between cut the connection).
+    #[error("Docker engine: {what}: the daemon went away (connection lost: {message})")]
+    WentAway { what: String, message: String },
 }

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use futures_util::future::join_all;
 
 use crate::core::dangling::{self, Explained, LabelFilter};
-use crate::core::event::{Event, Recorded};
+use crate::core::event::{self, Event, Recorded};
 use crate::core::image::{ContainerInfo, EngineIdentity, ImageId, ImageInfo, ListedImage};
 use crate::core::policy::{Candidate, Snapshot};
 use crate::engine::{endpoint, Engine};
 use crate::error::Error;
-use crate::host::{now_ms, trace};
+use crate::host::{imgguard_alive, now_ms, trace};
 use crate::ledger::Ledger;
 
 /// Resolves the endpoint as the docker CLI would and connects to it.
@@ -63,7 +63,8 @@ pub struct Survey {
     pub containers: Vec<ContainerInfo>,
     /// The ledger's events for this engine, with `moves` appended.
     pub events: Vec<Recorded>,
-    /// Tag moves made outside imgguard, not yet recorded.
+    /// Tag moves not yet recorded: builds of runs whose imgguard was killed (and those runs'
+    /// ends), then moves made outside imgguard.
     pub moves: Vec<Event>,
     /// When the survey was made (ms since the epoch).
     pub now: i64,
@@ -81,10 +82,40 @@ pub async fn survey(ledger: Option<&dyn Ledger>) -> Result<Survey, Error> {
         None => Vec::new(),
     };
     let now = now_ms();
-    let moves = dangling::reconcile(&events, &identity.id, &images, now);
+    // Build runs whose imgguard was killed: what their docker did is a build (`[ref:intent-first]`).
+    let mut moves = settle_dead_runs(&events, &identity.id, &images, now);
     let next = events.last().map_or(0, |r| r.seq) + 1;
     events.extend(moves.iter().cloned().zip(next..).map(|(event, seq)| Recorded { seq, event }));
+    let outside = dangling::reconcile(&events, &identity.id, &images, now);
+    let next = events.last().map_or(0, |r| r.seq) + 1;
+    events.extend(outside.iter().cloned().zip(next..).map(|(event, seq)| Recorded { seq, event }));
+    moves.extend(outside);
     Ok(Survey { engine, identity, images, containers, events, moves, now })
+}
+
+/// The events that end the build runs that never ended and whose imgguard is gone.
+fn settle_dead_runs(
+    events: &[Recorded],
+    engine: &str,
+    images: &[ListedImage],
+    now: i64,
+) -> Vec<Event> {
+    let runs = event::intents(events, engine);
+    let dead: Vec<&event::Intent> =
+        runs.iter().filter(|r| r.end.is_none() && !imgguard_alive(r.pid)).collect();
+    if dead.is_empty() {
+        return Vec::new();
+    }
+    let mut daemon: HashMap<String, Option<String>> =
+        dead.iter().flat_map(|r| r.tags.iter().map(|(t, _)| (t.clone(), None))).collect();
+    for image in images {
+        for tag in &image.repo_tags {
+            if let Some(slot) = daemon.get_mut(tag) {
+                *slot = Some(image.id.to_string());
+            }
+        }
+    }
+    event::settle_interrupted(&dead, events, engine, &daemon, now)
 }
 
 impl Survey {

@@ -6,6 +6,7 @@ use crate::core::event::{Event, ReasonKind};
 use crate::core::image::EngineIdentity;
 use crate::core::policy::Decided;
 use crate::error::Error;
+use crate::flow::apply::Orphan;
 use crate::ledger::Ledger;
 
 /// The events of one command, on one engine, at one time.
@@ -45,6 +46,19 @@ impl Record {
     pub fn fates<D: Decided>(&mut self, decisions: &[D], removed_as: ReasonKind) {
         for d in decisions {
             self.events.push(Event::fate(&self.identity.id, self.now, d, removed_as));
+        }
+    }
+
+    /// Adds a `deferred` keep for each parent a removal left (`[ref:removal-grace]`): the next
+    /// build or prune frees it.
+    pub fn deferred(&mut self, orphans: &[Orphan]) {
+        for o in orphans {
+            self.events.push(Event::deferred_parent(
+                &self.identity.id,
+                self.now,
+                o.parent.as_str(),
+                o.child.as_str(),
+            ));
         }
     }
 

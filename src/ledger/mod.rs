@@ -29,6 +29,14 @@ pub trait Ledger: Send {
     /// Every event, of `engine` or of all engines, in log order.
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError>;
 
+    /// The fates of every image whose removal was ever deferred on `engine` (see
+    /// [`crate::core::event::pending_parents`]).
+    fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
+
+    /// The intent events of the build runs on `engine` that have not ended (see
+    /// [`crate::core::event::intents`]).
+    fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
+
     /// Every event of `engine` that names `image_id`.
     fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError>;
 

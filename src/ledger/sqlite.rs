@@ -292,6 +292,34 @@ impl Store {
             .map_err(|e| self.err(&e))
     }
 
+    /// The fates (`removed`, `kept`) of every image whose removal was ever deferred on `engine`
+    /// (uses the `(engine, reason_kind)` and `(engine, image_id)` indexes).
+    pub fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND kind IN ('removed', 'kept')
+               AND image_id IN
+                 (SELECT image_id FROM events WHERE engine = ?1 AND reason_kind = 'deferred')
+             ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// The intent events of every build run on `engine` that has not ended (uses the
+    /// `(engine, reason_kind)` index).
+    pub fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND reason_kind = 'intent'
+               AND reason IN (SELECT reason FROM events WHERE engine = ?1
+                 AND reason_kind = 'intent' GROUP BY reason HAVING count(outcome) = 0)
+             ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+    }
+
     /// Number of events in the log (for checks and tests).
     pub fn count(&self) -> Result<i64, LedgerError> {
         self.conn
@@ -416,6 +444,14 @@ impl super::Ledger for Store {
 
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError> {
         self.events(engine, &[])
+    }
+
+    fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        Store::deferred(self, engine)
+    }
+
+    fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        Store::open_intents(self, engine)
     }
 
     fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError> {

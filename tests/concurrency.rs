@@ -1,0 +1,231 @@
+//! Concurrency on one daemon, as on a shared CI runner: eight `imgguard build` loops on four
+//! shared tags (new content every build) while containers are created, started, stopped and
+//! removed from those tags at random — once with the legacy builder, once with BuildKit (the
+//! client of Debian's `docker.io` package). imgguard must break no build, make no error, leave
+//! no container without its image, remove no tagged image, keep the ledger in step with the
+//! daemon, and leave nothing dangling once a final prune has run.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::{docker, image_id, DockerTest, Test};
+
+/// How long the build loops run, per builder.
+const LOOP_TIME: Duration = Duration::from_secs(15);
+const LOOPS: usize = 8;
+const TAGS: usize = 4;
+
+/// A small xorshift: the test needs varied choices, not good randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % (n as u64)).unwrap()
+    }
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    u64::from(t.subsec_nanos()) ^ u64::from(std::process::id())
+}
+
+/// The directory of Debian's docker.io client (`dpkg -L docker.io`), which still speaks
+/// BuildKit to a 20.10 daemon without buildx.
+fn debian_docker_dir() -> tempfile::TempDir {
+    let out = Command::new("dpkg").args(["-L", "docker.io"]).output().expect("run dpkg");
+    let list = String::from_utf8_lossy(&out.stdout);
+    let client = list
+        .lines()
+        .find(|l| l.ends_with("/bin/docker") && Path::new(l).is_file())
+        .expect("Debian's docker.io client (dpkg -L docker.io) is needed for the BuildKit half");
+    let dir = tempfile::Builder::new().prefix("imgguard-test-bk-").tempdir().unwrap();
+    std::os::unix::fs::symlink(client, dir.path().join("docker")).unwrap();
+    dir
+}
+
+/// What the loops saw.
+#[derive(Default)]
+struct Tally {
+    builds: usize,
+    failures: Vec<String>,
+    containers: Vec<String>,
+    container_ops: usize,
+    container_failures: Vec<String>,
+}
+
+fn build_loop(t: &DockerTest, i: usize, env: &[(String, String)], tally: &Mutex<Tally>) {
+    let ctx = tempfile::tempdir().unwrap();
+    for f in ["Dockerfile", "pause"] {
+        std::fs::copy(t.ctx.path().join(f), ctx.path().join(f)).unwrap();
+    }
+    let tag = t.tag(&format!("s{}", i % TAGS));
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < LOOP_TIME {
+        n += 1;
+        // New content every build, the same across loops within one second (`date +%s`): builds
+        // share the legacy builder's cache, and sometimes a whole image.
+        let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        std::fs::write(ctx.path().join("content"), second.as_secs().to_string()).unwrap();
+        let mut test =
+            Test::new().current_dir(ctx.path()).home(t.home.path()).args(["build", "-q", "-t"]);
+        test = test.arg(&tag).arg(".");
+        for (k, v) in env {
+            test = test.env(k, v);
+        }
+        let r = test.run();
+        let mut tally = tally.lock().unwrap();
+        tally.builds += 1;
+        let errors: Vec<&str> =
+            r.imgguard_lines().into_iter().filter(|l| l.contains("error")).collect();
+        if r.code != 0 || !errors.is_empty() {
+            tally.failures.push(format!("loop {i} build {n}: exit {}\n{}", r.code, r.stderr));
+        }
+    }
+}
+
+fn container_loop(t: &DockerTest, k: usize, stop: &AtomicBool, tally: &Mutex<Tally>) {
+    let mut rng = Rng::new(seed() ^ (k as u64) << 32);
+    let mut mine: Vec<String> = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let tag = t.tag(&format!("s{}", rng.below(TAGS)));
+        let name = t.tag(&format!("c{k}-{n}"));
+        let args: Vec<String> = match rng.below(5) {
+            0 | 1 => {
+                let verb = if rng.below(2) == 0 { "create" } else { "run" };
+                let mut a = vec![verb.to_string(), "--pull".into(), "never".into()];
+                if verb == "run" {
+                    a.push("-d".into());
+                }
+                a.extend(["--label".into(), t.label.clone(), "--name".into(), name.clone(), tag]);
+                mine.push(name.clone());
+                tally.lock().unwrap().containers.push(name);
+                a
+            }
+            2 if !mine.is_empty() => vec!["start".into(), mine[rng.below(mine.len())].clone()],
+            3 if !mine.is_empty() => {
+                vec!["stop".into(), "-t".into(), "0".into(), mine[rng.below(mine.len())].clone()]
+            }
+            4 if !mine.is_empty() => {
+                let c = mine.swap_remove(rng.below(mine.len()));
+                vec!["rm".into(), "-f".into(), c]
+            }
+            _ => continue,
+        };
+        let o = Command::new("docker").args(&args).output().unwrap();
+        let mut tally = tally.lock().unwrap();
+        tally.container_ops += 1;
+        // Only creating from a tag can suffer from imgguard (the image it resolved removed).
+        if !o.status.success() && matches!(args[0].as_str(), "create" | "run") {
+            let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+            tally.container_failures.push(format!("docker {}: {err}", args.join(" ")));
+        }
+    }
+}
+
+/// The image a container was created from.
+fn container_image(name: &str) -> Option<String> {
+    let o = Command::new("docker")
+        .args(["container", "inspect", "--format", "{{.Image}}", name])
+        .output()
+        .unwrap();
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn run_half(builder: &str, env: &[(String, String)]) -> String {
+    let t = DockerTest::new(&format!("conc-{builder}"));
+    // Every tag exists before the containers come: a create from a missing tag is no test.
+    for s in 0..TAGS {
+        let r = t.test().args(["build", "-q", "-t", &t.tag(&format!("s{s}")), "."]);
+        let r = env.iter().fold(r, |r, (k, v)| r.env(k, v)).run();
+        r.status(0);
+    }
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for k in 0..2 {
+            let (t, stop, tally) = (&t, &stop, &tally);
+            scope.spawn(move || container_loop(t, k, stop, tally));
+        }
+        let builders: Vec<_> = (0..LOOPS)
+            .map(|i| {
+                let (t, tally) = (&t, &tally);
+                scope.spawn(move || build_loop(t, i, env, tally))
+            })
+            .collect();
+        for b in builders {
+            b.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let loops_took = started.elapsed();
+    let tally = tally.lock().unwrap();
+    assert!(tally.failures.is_empty(), "{builder}: builds failed:\n{}", tally.failures.join("\n"));
+    assert!(
+        tally.container_failures.is_empty(),
+        "{builder}: container creates failed:\n{}",
+        tally.container_failures.join("\n")
+    );
+    assert!(tally.builds >= LOOPS * 2, "{builder}: too few builds ran: {}", tally.builds);
+
+    // Every container's image exists; every tag still points at an image.
+    let filter = format!("label={}", t.label);
+    let containers = docker(&["ps", "-aq", "--filter", &filter]);
+    let containers: Vec<&str> = containers.lines().collect();
+    for c in &containers {
+        let img = container_image(c).expect("container inspect");
+        assert!(image_id(&img).is_some(), "{builder}: container {c} lost its image {img}");
+    }
+    // The ledger's current image of each tag is the daemon's.
+    for s in 0..TAGS {
+        let tag = t.tag(&format!("s{s}"));
+        let daemon = image_id(&tag).unwrap_or_else(|| panic!("{builder}: tag {tag} is gone"));
+        let states = t.states(&tag);
+        let current: Vec<&(String, String)> = states.iter().filter(|s| s.1 == "current").collect();
+        assert_eq!(current.len(), 1, "{builder}: one current entry for {tag}: {states:?}");
+        assert_eq!(current[0].0, daemon, "{builder}: the ledger's {tag} is the daemon's");
+    }
+    // Once quiet: one prune leaves nothing dangling from this test that nothing uses.
+    let r = t.run(&["prune", "--min-age", "0"]);
+    r.status(0);
+    let used: Vec<String> = containers.iter().filter_map(|c| container_image(c)).collect();
+    let dangling =
+        docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true", "--filter", &filter]);
+    let left: Vec<&str> = dangling.lines().filter(|d| !used.iter().any(|u| u == d)).collect();
+    assert!(left.is_empty(), "{builder}: dangling after the final prune: {left:?}\n{}", r.stdout);
+    for s in 0..TAGS {
+        assert!(image_id(&t.tag(&format!("s{s}"))).is_some(), "{builder}: a tag lost its image");
+    }
+    format!(
+        "{builder}: {} builds, 0 failures, {} containers ({} container ops, {} left), {} s",
+        tally.builds,
+        tally.containers.len(),
+        tally.container_ops,
+        containers.len(),
+        loops_took.as_secs()
+    )
+}
+
+/// The goal: zero builds broken by imgguard and zero imgguard errors, with 8 build
+/// loops on 4 shared tags, with both builders.
+#[test]
+fn concurrent_builds_on_shared_tags_break_nothing() {
+    let legacy = run_half("legacy", &[("DOCKER_BUILDKIT".into(), "0".into())]);
+    let client = debian_docker_dir();
+    let path = format!("{}:{}", client.path().display(), std::env::var("PATH").unwrap_or_default());
+    let buildkit =
+        run_half("buildkit", &[("DOCKER_BUILDKIT".into(), "1".into()), ("PATH".into(), path)]);
+    eprintln!("{legacy}\n{buildkit}");
+}
