@@ -15,5 +15,6 @@ mod cli;
 mod dangling;
 mod engines;
 mod guard;
+mod habits;
 mod purity;
 mod save_load;
