@@ -14,6 +14,7 @@ mod build;
 mod cli;
 mod dangling;
 mod engines;
+mod formats;
 mod guard;
 mod habits;
 mod purity;

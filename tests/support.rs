@@ -20,6 +20,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_imgguard");
 pub struct Test {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Test {
@@ -41,7 +42,7 @@ impl Test {
         ] {
             cmd.env_remove(v);
         }
-        Test { cmd, stdin: None }
+        Test { cmd, stdin: None, timeout: None }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Test {
@@ -81,6 +82,13 @@ impl Test {
         self
     }
 
+    /// Kill the run and fail the test when it takes longer (a run that could hang on its
+    /// input: a FIFO, a device).
+    pub fn timeout(mut self, limit: std::time::Duration) -> Test {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// The command as built, for a caller that needs a detail this builder does not have.
     pub fn command(&mut self) -> &mut Command {
         &mut self.cmd
@@ -101,6 +109,17 @@ impl Test {
         let writer = std::thread::spawn(move || {
             let _ = pipe.write_all(&input);
         });
+        if let Some(limit) = self.timeout {
+            let started = std::time::Instant::now();
+            while child.try_wait().expect("poll the child").is_none() {
+                if started.elapsed() > limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{:?} did not finish within {limit:?}", self.cmd);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let out = child.wait_with_output().expect("wait for the child");
         writer.join().expect("stdin writer");
         Run::from(&out)
