@@ -48,6 +48,28 @@ pub enum Command {
     /// Load images from a tar archive, as `docker load`; say what was loaded, give back names
     /// the archive lacks, and clean up the image a load took a tag from (never forced).
     Load(LoadArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `imgguard completions bash > /etc/bash_completion.d/imgguard`.
+    Completions(CompletionsArgs),
+    /// Print the manual page imgguard(1), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+/// `imgguard completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `imgguard man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write imgguard.1 and imgguard-COMMAND.1 for every command into this directory (created
+    /// if missing) instead of printing imgguard(1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// `imgguard build`.

@@ -73,6 +73,12 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         BuildSettings, ExplainSettings, HistorySettings, LoadSettings, PruneSettings, RmiSettings,
         SaveSettings,
     };
+    // Made from the command-line definition alone: no configuration, no daemon.
+    match &cli.command {
+        cli::Command::Completions(args) => return commands::completions::completions(args),
+        cli::Command::Man(args) => return commands::completions::man(args),
+        _ => {}
+    }
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = config::Config::load(cli.config.as_deref(), &cwd)?;
     match &cli.command {
@@ -89,5 +95,8 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Hook(args) => commands::hook::run(args),
         cli::Command::Save(args) => commands::save::run(&SaveSettings::new(args)?),
         cli::Command::Load(args) => commands::load::run(&LoadSettings::new(args, &config)?),
+        cli::Command::Completions(_) | cli::Command::Man(_) => {
+            unreachable!("answered before the configuration is read")
+        }
     }
 }

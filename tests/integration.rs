@@ -18,5 +18,6 @@ mod engines;
 mod formats;
 mod guard;
 mod killed;
+mod habits;
 mod purity;
 mod save_load;

@@ -261,7 +261,7 @@ impl Analyzer {
     /// one ERROR node. So when the tree has errors, the line that causes them is found (the
     /// first token of an ERROR node that is not a whole statement, or the statement that lacks
     /// a MISSING token), blanked out with spaces (byte offsets stay), and the snippet parsed
-    /// again, up to [`MAX_REPAIRS`] times; the repaired tree is walked, and every blanked line
+    /// again, up to `MAX_REPAIRS` times; the repaired tree is walked, and every blanked line
     /// is then analyzed on its own, so a command on it is still judged.
     pub fn analyze(&mut self, snippet: &Snippet) {
         if snippet.is_empty() || self.depth > MAX_DEPTH {
