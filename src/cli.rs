@@ -36,9 +36,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove images or tags safely: refuses rather than leave a `<none>` image in use behind.
     Rmi(RmiArgs),
-    /// Scan the repository for docker commands that create `<none>:<none>` images (IG001 ID-only
-    /// save, IG002 forced rmi, IG003 plain rebuild of a tag, IG004 blanket prune). Needs no
-    /// Docker daemon. Exit 0 clean, 1 findings at or above --fail-on, 2 error.
+    /// Scan the repository for docker commands that create `<none>:<none>` images (ID-only saves,
+    /// forced removals, plain rebuilds of a tag, blanket prunes; the rules: docs/check.md). Needs
+    /// no Docker daemon. Exit 0 clean, 1 findings at or above --fail-on, 2 error.
     Check(CheckArgs),
     /// Install imgguard's git hooks.
     Hook(HookArgs),
