@@ -53,8 +53,8 @@ pub fn run() -> ExitCode {
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     use settings::{
-        BuildSettings, ExplainSettings, HistorySettings, LoadSettings, PruneSettings, RmiSettings,
-        SaveSettings,
+        BuildSettings, ExplainSettings, HistorySettings, LedgerSettings, LoadSettings,
+        PruneSettings, RmiSettings, SaveSettings,
     };
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = config::Config::load(cli.config.as_deref(), &cwd)?;
@@ -72,5 +72,6 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Hook(args) => commands::hook::run(args),
         cli::Command::Save(args) => commands::save::run(&SaveSettings::new(args)?),
         cli::Command::Load(args) => commands::load::run(&LoadSettings::new(args, &config)?),
+        cli::Command::Ledger(args) => commands::ledger::run(&LedgerSettings::new(args)?),
     }
 }

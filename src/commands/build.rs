@@ -132,9 +132,9 @@ struct Built {
     iid: IidFile,
 }
 
-/// Runs `docker build` against the same endpoint, and meanwhile reads the engine identity, the
-/// ledger's view of the tags, the git state and the Dockerfile's hash. `Err(code)`: docker
-/// failed with that exit code.
+/// Runs `docker build` against the same endpoint, and meanwhile reads the engine identity
+/// (remembered per endpoint: [`observe::identity`]), the ledger's view of the tags, the git state
+/// and the Dockerfile's hash. `Err(code)`: docker failed with that exit code.
 async fn run_docker(
     engine: &Engine,
     raw: &[OsString],
@@ -157,7 +157,8 @@ async fn run_docker(
             s
         },
         async {
-            let identity = engine.identity().await?;
+            let mut ledger = ledger;
+            let identity = observe::identity(engine, ledger.as_mut(), host::now_ms()).await?;
             trace("engine identity read");
             let id = identity.id.clone();
             let (ledger, known) = blocking(move || {

@@ -7,6 +7,7 @@ pub mod check;
 pub mod explain;
 pub mod history;
 pub mod hook;
+pub mod ledger;
 pub mod load;
 pub mod prune;
 pub mod rmi;

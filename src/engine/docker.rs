@@ -30,6 +30,7 @@ const TRANSFER_TIMEOUT_SECS: u64 = 6 * 3600;
 pub struct Engine {
     docker: Docker,
     endpoint: Endpoint,
+    stamp: Option<String>,
 }
 
 impl Engine {
@@ -48,13 +49,13 @@ impl Engine {
                 return Err(unreachable("socket not found".into()));
             }
             match ping_api_version(path).await {
-                Ok(Some(v)) => {
+                Ok((Some(v), stamp)) => {
                     let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
                     let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
                         .map_err(|e| unreachable(one_line(&e)))?;
-                    return Ok(Engine { docker, endpoint });
+                    return Ok(Engine { docker, endpoint, stamp });
                 }
-                Ok(None) => Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
+                Ok((None, _)) => Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
                 Err(e) => return Err(unreachable(e.to_string())),
             }
         } else if host.starts_with("tcp://") || host.starts_with("http://") {
@@ -78,12 +79,21 @@ impl Engine {
         }
         .map_err(|e| unreachable(one_line(&e)))?;
         let docker = docker.negotiate_version().await.map_err(|e| unreachable(one_line(&e)))?;
-        Ok(Engine { docker, endpoint })
+        Ok(Engine { docker, endpoint, stamp: None })
     }
 
     /// The endpoint this engine talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// What says that the daemon behind the endpoint is still the one it was: for a Unix socket,
+    /// the socket file (device, inode, change time) and the process that answers on it (its
+    /// PID), all read during the `/_ping` made to connect. A daemon restarted (the only way its
+    /// data directory, and so its ID, can be replaced) answers from another PID. `None` where
+    /// there is nothing so cheap to go by (TCP endpoints): ask [`Engine::identity`] each time.
+    pub fn stamp(&self) -> Option<&str> {
+        self.stamp.as_deref()
     }
 
     /// The daemon's identity (`docker info` ID).
@@ -252,10 +262,16 @@ impl Engine {
 }
 
 /// `HEAD /_ping` over the socket; the daemon's API version from the `Api-Version` header, `None`
-/// when the answer has no such header (then bollard negotiates). An error means nothing answers.
-async fn ping_api_version(path: &str) -> std::io::Result<Option<ClientVersion>> {
+/// when the answer has no such header (then bollard negotiates), with the daemon's stamp (see
+/// [`Engine::stamp`]). An error means nothing answers.
+async fn ping_api_version(path: &str) -> std::io::Result<(Option<ClientVersion>, Option<String>)> {
+    use std::os::unix::fs::MetadataExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+    let stamp = std::fs::metadata(path).ok().map(|m| {
+        format!("{}:{}:{}.{}:{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), pid.unwrap_or(0))
+    });
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::time::timeout(
@@ -266,7 +282,7 @@ async fn ping_api_version(path: &str) -> std::io::Result<Option<ClientVersion>> 
     if read.is_err() {
         return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to /_ping"));
     }
-    Ok(parse_api_version(&String::from_utf8_lossy(&buf)))
+    Ok((parse_api_version(&String::from_utf8_lossy(&buf)), stamp))
 }
 
 /// Reads `Api-Version: 1.41` out of an HTTP response head.

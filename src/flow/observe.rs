@@ -21,6 +21,29 @@ pub async fn connect() -> Result<Engine, Error> {
     Ok(Engine::connect(endpoint).await?)
 }
 
+/// How long a remembered engine identity is trusted, even under the same stamp.
+pub const IDENTITY_TTL_MS: i64 = 3_600_000;
+
+/// Who the daemon is, without a `docker info` when the ledger remembers it: the identity learnt
+/// at this endpoint is reused while the daemon's stamp ([`Engine::stamp`]: the socket and the
+/// PID answering on it) is unchanged and for at most [`IDENTITY_TTL_MS`]; otherwise it is asked
+/// and remembered. `docker info` costs 10-20 ms of the daemon's CPU on Docker 20.10, which a
+/// build running meanwhile on a small machine pays for (README, design notes).
+pub async fn identity(
+    engine: &Engine,
+    ledger: &mut dyn Ledger,
+    now: i64,
+) -> Result<EngineIdentity, Error> {
+    let endpoint = &engine.endpoint().host;
+    let Some(stamp) = engine.stamp() else { return Ok(engine.identity().await?) };
+    if let Some(known) = ledger.cached_engine(endpoint, stamp, now, IDENTITY_TTL_MS)? {
+        return Ok(known);
+    }
+    let identity = engine.identity().await?;
+    ledger.remember_engine(&identity, stamp, now)?;
+    Ok(identity)
+}
+
 /// Where each reference points now (`None`: nowhere), asked all at once.
 pub async fn inspect_all<S: AsRef<str>>(
     engine: &Engine,
@@ -61,7 +84,8 @@ pub struct Survey {
     pub images: Vec<ListedImage>,
     /// Every container (one list call).
     pub containers: Vec<ContainerInfo>,
-    /// The ledger's events for this engine, with `moves` appended.
+    /// The ledger's evidence about the daemon's untagged images ([`Ledger::evidence`]), with
+    /// `moves` appended.
     pub events: Vec<Recorded>,
     /// Tag moves made outside imgguard, not yet recorded.
     pub moves: Vec<Event>,
@@ -76,12 +100,19 @@ pub async fn survey(ledger: Option<&dyn Ledger>) -> Result<Survey, Error> {
         tokio::join!(engine.identity(), engine.images(), engine.containers());
     let (identity, images, containers) = (identity?, images?, containers?);
     trace("daemon listed");
-    let mut events = match ledger {
-        Some(l) => l.all_events(Some(&identity.id))?,
-        None => Vec::new(),
-    };
     let now = now_ms();
-    let moves = dangling::reconcile(&events, &identity.id, &images, now);
+    // Only what the daemon has: each tracked tag's current state (one indexed scan of the
+    // engine's tags, not of the log) and the evidence for the untagged images.
+    let (current, mut events) = match ledger {
+        Some(l) => {
+            let untagged: Vec<&str> =
+                images.iter().filter(|i| i.repo_tags.is_empty()).map(|i| i.id.as_str()).collect();
+            (l.tracked_tags(&identity.id)?, l.evidence(&identity.id, &untagged)?)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    trace("ledger read");
+    let moves = dangling::reconcile_current(&current, &identity.id, &images, now);
     let next = events.last().map_or(0, |r| r.seq) + 1;
     events.extend(moves.iter().cloned().zip(next..).map(|(event, seq)| Recorded { seq, event }));
     Ok(Survey { engine, identity, images, containers, events, moves, now })
