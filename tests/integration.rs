@@ -14,5 +14,6 @@ mod build;
 mod cli;
 mod dangling;
 mod guard;
+mod ledger;
 mod purity;
 mod save_load;
