@@ -7,7 +7,7 @@
 //! failing; the file is created with mode 0600 (it names images and paths); the schema carries a
 //! version (`PRAGMA user_version`) and migrates forward, and a newer schema is a clear error.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -246,8 +246,8 @@ impl Store {
     }
 
     /// The events that concern `tags` on `engine` (or every engine): their own events, and the
-    /// fates (removed, kept) of every image they pointed at. Two index lookups per tag and one
-    /// per image, whatever the size of the log.
+    /// fates (removed, kept) of every image they pointed at. Index lookups per tag and per image,
+    /// whatever the size of the log.
     pub fn events(
         &self,
         engine: Option<&str>,
@@ -258,24 +258,19 @@ impl Store {
              ORDER BY seq"
         );
         let fates = format!(
-            "SELECT {COLUMNS} FROM events WHERE image_id = ?1 AND kind IN ('removed', 'kept')
-                AND (?2 IS NULL OR engine = ?2)"
+            "SELECT {COLUMNS} FROM events WHERE kind IN ('removed', 'kept')
+                AND (?2 IS NULL OR engine = ?2) AND image_id IN
+                    (SELECT image_id FROM events WHERE tag = ?1 AND (?2 IS NULL OR engine = ?2))"
         );
         let mut own = self.conn.prepare_cached(&own).map_err(|e| self.err(&e))?;
         let mut fates = self.conn.prepare_cached(&fates).map_err(|e| self.err(&e))?;
         let mut found: BTreeMap<i64, Recorded> = BTreeMap::new();
-        let mut images: BTreeSet<String> = BTreeSet::new();
         for tag in tags {
-            for r in own.query_map(params![tag, engine], read_row).map_err(|e| self.err(&e))? {
-                let r = r.map_err(|e| self.err(&e))?;
-                images.extend(r.event.image_id.clone());
-                found.insert(r.seq, r);
-            }
-        }
-        for image in &images {
-            for r in fates.query_map(params![image, engine], read_row).map_err(|e| self.err(&e))? {
-                let r = r.map_err(|e| self.err(&e))?;
-                found.insert(r.seq, r);
+            for stmt in [&mut own, &mut fates] {
+                for r in stmt.query_map(params![tag, engine], read_row).map_err(|e| self.err(&e))? {
+                    let r = r.map_err(|e| self.err(&e))?;
+                    found.insert(r.seq, r);
+                }
             }
         }
         Ok(found.into_values().collect())
