@@ -188,3 +188,43 @@ fn compact_keeps_current_state_and_the_daemons_evidence() {
     );
     assert_eq!(explain_json(home.path(), &[&old]), before, "explain has what it needs");
 }
+
+/// `ledger.retention` in the configuration: `explain` compacts, at most once a day.
+#[test]
+fn retention_is_applied_at_most_once_a_day() {
+    let t = DockerTest::new("ledger-retention");
+    t.build(&["-t", &t.tag("app:v1")]).assert_code(0);
+    let engine = serde_json::from_str::<Value>(&export(t.home.path())[0]).unwrap()["engine"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gone = t.tag("gone:v1");
+    let old = |from: usize| -> Vec<String> {
+        (from..from + 3)
+            .map(|i| {
+                serde_json::json!({
+                    "schema": 1, "id": format!("old{i}"), "engine": engine,
+                    "at": format!("2020-01-0{}T00:00:00.000Z", i + 1), "kind": "build",
+                    "tag": gone, "image_id": format!("sha256:{i:064}"), "imgguard_version": "0.1.0",
+                })
+                .to_string()
+            })
+            .collect()
+    };
+    import(t.home.path(), &old(0)).status(0);
+    let config = t.ctx.path().join("retention.yml");
+    std::fs::write(&config, "ledger:\n  retention: 30d\n").unwrap();
+    let explain = || {
+        t.run(&["--config", config.to_str().unwrap(), "explain"]).assert_code(0);
+    };
+    let events = || stats(t.home.path())["events"].as_i64().unwrap();
+    let before = events();
+    explain();
+    // explain records `gone` removed outside imgguard (its current state now), then retention
+    // drops the three old builds, which the daemon's images do not need.
+    assert_eq!(events(), before + 1 - 3, "retention dropped the old history");
+    import(t.home.path(), &old(3)).status(0);
+    let before = events();
+    explain();
+    assert_eq!(events(), before + 1, "not again the same day (only the new removal recorded)");
+}
