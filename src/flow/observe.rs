@@ -96,11 +96,24 @@ pub struct Survey {
 /// Observes the daemon (three calls at once) and reconciles the ledger's tags with it.
 pub async fn survey(ledger: Option<&dyn Ledger>) -> Result<Survey, Error> {
     let engine = connect().await?;
+    let now = now_ms();
+    // The identity a build remembered for this endpoint, if the daemon is the same one.
+    let cached = match (ledger, engine.stamp()) {
+        (Some(l), Some(stamp)) => {
+            l.cached_engine(&engine.endpoint().host, stamp, now, IDENTITY_TTL_MS)?
+        }
+        _ => None,
+    };
+    let identity = async {
+        match cached {
+            Some(known) => Ok(known),
+            None => engine.identity().await,
+        }
+    };
     let (identity, images, containers) =
-        tokio::join!(engine.identity(), engine.images(), engine.containers());
+        tokio::join!(identity, engine.images(), engine.containers());
     let (identity, images, containers) = (identity?, images?, containers?);
     trace("daemon listed");
-    let now = now_ms();
     // Only what the daemon has: each tracked tag's current state (one indexed scan of the
     // engine's tags, not of the log) and the evidence for the untagged images.
     let (current, mut events) = match ledger {
