@@ -53,6 +53,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page imgguard(1), or write one page per command into a directory.
     Man(ManArgs),
+    /// Look after the ledger: `stats`, `compact --older-than 180d`, `export` (JSON Lines) and
+    /// `import FILE|-`.
+    Ledger(LedgerArgs),
 }
 
 /// `imgguard completions`.
@@ -70,6 +73,40 @@ pub struct ManArgs {
     /// if missing) instead of printing imgguard(1).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// `imgguard ledger`.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    pub action: LedgerAction,
+}
+
+/// `imgguard ledger …`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Events, tags, engines, size on disk and the oldest event.
+    Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Drop history older than DURATION (e.g. 180d), but never a tag's current state nor the
+    /// evidence for an image the daemon still has (asks the daemon); then give the space back.
+    Compact {
+        /// How old an event must be to go (90s, 30m, 12h, 180d).
+        #[arg(long, value_name = "DURATION", required = true)]
+        older_than: String,
+    },
+    /// Write the whole log to standard output as JSON Lines, one event per line, oldest first.
+    Export,
+    /// Append the events of an export (FILE, or `-` for standard input), all or nothing;
+    /// events already in the ledger (same `id`) are skipped, so importing twice adds nothing.
+    Import {
+        /// The export to read, or `-`.
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+    },
 }
 
 /// `imgguard build`.

@@ -70,8 +70,8 @@ fn usage_line(text: &str) -> String {
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     use settings::{
-        BuildSettings, ExplainSettings, HistorySettings, LoadSettings, PruneSettings, RmiSettings,
-        SaveSettings,
+        BuildSettings, ExplainSettings, HistorySettings, LedgerSettings, LoadSettings,
+        PruneSettings, RmiSettings, SaveSettings,
     };
     // Made from the command-line definition alone: no configuration, no daemon.
     match &cli.command {
@@ -98,5 +98,6 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         cli::Command::Completions(_) | cli::Command::Man(_) => {
             unreachable!("answered before the configuration is read")
         }
+        cli::Command::Ledger(args) => commands::ledger::run(&LedgerSettings::new(args)?),
     }
 }

@@ -269,12 +269,12 @@ async fn observe_before(tags: &[String]) -> Result<Run, Error> {
     let (existing, observed) = tokio::join!(blocking(host::existing_ledger), async {
         let engine = observe::connect().await?;
         trace("connected");
-        let (before, identity) = tokio::join!(observe::image_ids(&engine, tags), engine.identity());
+        let before = observe::image_ids(&engine, tags).await?;
         trace("tags inspected before");
-        Ok::<_, Error>((engine, before?, identity?))
+        Ok::<_, Error>((engine, before))
     });
-    let (engine, before, identity) = observed?;
-    let (ledger, fresh, made_dir) = match existing? {
+    let (engine, before) = observed?;
+    let (mut ledger, fresh, made_dir) = match existing? {
         Some(l) => (l, false, false),
         None => {
             let place = crate::ledger::location(&host::env_var)?;
@@ -283,6 +283,9 @@ async fn observe_before(tags: &[String]) -> Result<Run, Error> {
         }
     };
     trace("ledger open");
+    // Remembered per endpoint: no `docker info` on the build's critical path once known.
+    let identity = observe::identity(&engine, ledger.as_mut(), start).await?;
+    trace("engine identity read");
     let name = event::run_name(std::process::id(), start);
     Ok(Run { engine, identity, before, ledger, name, start, fresh, made_dir, tags: tags.to_vec() })
 }

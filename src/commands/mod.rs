@@ -8,6 +8,7 @@ pub mod completions;
 pub mod explain;
 pub mod history;
 pub mod hook;
+pub mod ledger;
 pub mod load;
 pub mod prune;
 pub mod rmi;

@@ -37,6 +37,8 @@ pub struct Engine {
     endpoint: Endpoint,
     /// What kind of engine answers (dockerd or Podman), learnt while connecting.
     flavor: Flavor,
+    /// What says the daemon is still the one it was (see [`Engine::stamp`]).
+    stamp: Option<String>,
 }
 
 /// The kinds of engine that speak the Docker API and differ in ways the adapter hides.
@@ -65,11 +67,11 @@ impl Engine {
                     return Err(unreachable("socket not found".into()));
                 }
                 match ping(&path).await {
-                    Ok(Ping { version: Some(v), flavor }) => {
+                    Ok(Ping { version: Some(v), flavor, stamp }) => {
                         let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
                         let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
                             .map_err(|e| unreachable(one_line(&e)))?;
-                        return Ok(Engine { docker, endpoint, flavor });
+                        return Ok(Engine { docker, endpoint, flavor, stamp });
                     }
                     Ok(Ping { version: None, .. }) => {
                         Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
@@ -110,12 +112,21 @@ impl Engine {
         let version = docker.version().await.map_err(|e| connect_error(&endpoint, &e))?;
         let flavor =
             flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
-        Ok(Engine { docker, endpoint, flavor })
+        Ok(Engine { docker, endpoint, flavor, stamp: None })
     }
 
     /// The endpoint this engine talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// What says that the daemon behind the endpoint is still the one it was: for a Unix socket,
+    /// the socket file (device, inode, change time) and the process that answers on it (its
+    /// PID), all read during the `/_ping` made to connect. A daemon restarted (the only way its
+    /// data directory, and so its ID, can be replaced) answers from another PID. `None` where
+    /// there is nothing so cheap to go by (TCP, ssh): ask [`Engine::identity`] each time.
+    pub fn stamp(&self) -> Option<&str> {
+        self.stamp.as_deref()
     }
 
     /// The daemon's identity: what keys its image IDs in the ledger.
@@ -336,18 +347,25 @@ impl Engine {
     }
 }
 
-/// What `/_ping`'s headers say.
+/// What `/_ping` says.
 struct Ping {
     /// The `Api-Version` header; `None` when absent (then bollard negotiates).
     version: Option<ClientVersion>,
     flavor: Flavor,
+    /// The daemon's stamp (see [`Engine::stamp`]).
+    stamp: Option<String>,
 }
 
-/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers. An error
-/// means nothing answers.
+/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers, and its
+/// stamp. An error means nothing answers.
 async fn ping(path: &Path) -> std::io::Result<Ping> {
+    use std::os::unix::fs::MetadataExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+    let stamp = std::fs::metadata(path).ok().map(|m| {
+        format!("{}:{}:{}.{}:{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), pid.unwrap_or(0))
+    });
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::time::timeout(
@@ -359,7 +377,7 @@ async fn ping(path: &Path) -> std::io::Result<Ping> {
         return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to /_ping"));
     }
     let head = String::from_utf8_lossy(&buf);
-    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head) })
+    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head), stamp })
 }
 
 /// Podman's API service answers `/_ping` with `Libpod-Api-Version`; dockerd does not.
