@@ -167,7 +167,11 @@ impl Engine {
             match self.docker.list_images(Some(opts.clone())).await {
                 // Podman fails the whole list when an image goes away while it lists (another
                 // client removing one): ask again.
-                Err(e) if is_podman_list_race(&e) && tries < PODMAN_RETRIES => {
+                Err(e)
+                    if self.flavor == Flavor::Podman
+                        && is_podman_list_race(&e)
+                        && tries < PODMAN_RETRIES =>
+                {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -561,10 +565,13 @@ fn is_transient_podman_state(e: &BollardError) -> bool {
     matches!(e, BollardError::JsonDataError { message, .. } if message.contains("unknown variant `stopped`"))
 }
 
-/// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]).
+/// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]): its
+/// record already gone ("image not known"), or its files ("locating item named \"manifest\"
+/// for image with ID …: file does not exist").
 fn is_podman_list_race(e: &BollardError) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code: 500, message }
-        if message.contains("image not known"))
+        if message.contains("image not known")
+            || (message.contains("locating item named") && message.contains("file does not exist")))
 }
 
 /// The body, gunzipped when it starts with gzip's magic bytes; as it streams, in constant memory.
@@ -873,6 +880,26 @@ mod tests {
         assert_eq!(familiar_line("Loaded image: docker.io/library/app:v1"), "Loaded image: app:v1");
         assert_eq!(familiar_line("Loaded image ID: sha256:abc"), "Loaded image ID: sha256:abc");
         assert_eq!(full_id("abc".repeat(21) + "d"), format!("sha256:{}d", "abc".repeat(21)));
+    }
+
+    #[test]
+    fn podman_list_races_are_recognised_and_nothing_else() {
+        let err = |status_code: u16, message: &str| BollardError::DockerResponseServerError {
+            status_code,
+            message: message.to_string(),
+        };
+        assert!(is_podman_list_race(&err(
+            500,
+            "checking if image \"adc9c4b0\" is dangling: reading image \"adc9c4b0\": locating \
+             image with ID \"adc9c4b0\": image not known"
+        )));
+        assert!(is_podman_list_race(&err(
+            500,
+            "locating item named \"manifest\" for image with ID \"cae862fe\" (consider removing \
+             the image to resolve the issue): file does not exist"
+        )));
+        assert!(!is_podman_list_race(&err(500, "file does not exist")));
+        assert!(!is_podman_list_race(&err(404, "image not known")));
     }
 
     #[test]
