@@ -91,7 +91,7 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         }
         cli::Command::Prune(args) => commands::prune::run(&PruneSettings::new(args, &config)?),
         cli::Command::Rmi(args) => commands::rmi::run(&RmiSettings::new(args)?),
-        cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref()),
+        cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref(), cli.color),
         cli::Command::Hook(args) => commands::hook::run(args),
         cli::Command::Save(args) => commands::save::run(&SaveSettings::new(args)?),
         cli::Command::Load(args) => commands::load::run(&LoadSettings::new(args, &config)?),
