@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod dangling;
 mod guard;
+mod hostile;
 mod killed;
 mod purity;
 mod save_load;
