@@ -23,7 +23,10 @@ work=$(mktemp -d /tmp/imgguard-bench.XXXXXX)
 export IMGGUARD_HOME="$work/home"
 label="imgguard.bench=$$"
 cleanup() {
-  docker images -q --filter "label=$label" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
+  # Only the bench's own images, never forced: the tags first, then what is left untagged.
+  docker images --filter "label=$label" --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' |
+    xargs -r docker rmi >/dev/null 2>&1 || true
+  docker images -q --filter "label=$label" | sort -u | xargs -r docker rmi >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,7 +42,7 @@ for mib in "${sizes[@]}"; do
   mkdir -p "$ctx"
   printf 'FROM scratch\nLABEL %s\nCOPY data /data\n' "$label" > "$ctx/Dockerfile"
   head -c "$((mib * 1024 * 1024))" /dev/urandom > "$ctx/data"
-  docker build -q -t "$tag" "$ctx" >/dev/null 2>&1
+  "$bin" build -q -t "$tag" "$ctx" >/dev/null 2>&1
   rm -rf "$ctx"
   d_out="$work/docker.tar"
   i_out="$work/imgguard.tar"

@@ -57,6 +57,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub keep_previous: bool,
 
+    /// Also write what happened as one JSON document to FILE (the same facts as the GitHub
+    /// Action's outputs); docker's own output is untouched.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Arguments for `docker build`, passed through as they are.
     #[arg(
         value_name = "DOCKER BUILD ARGS",
@@ -124,6 +129,10 @@ pub struct RmiArgs {
     /// Images to remove: `name:tag` or an image ID. There is no force option, by design.
     #[arg(required = true, value_name = "REF")]
     pub refs: Vec<String>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `imgguard save`.
@@ -140,6 +149,10 @@ pub struct SaveArgs {
     /// Images: `NAME:TAG`, or a bare `NAME` for every tag of that repository.
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+
+    /// Output format (`json` needs `-o`: without it the archive is what goes to stdout).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `imgguard load`.
@@ -157,6 +170,10 @@ pub struct LoadArgs {
     /// (those that point at no other image now).
     #[arg(long)]
     pub restore_tags: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// Output formats shared by the reporting commands.
@@ -196,6 +213,30 @@ pub struct CheckArgs {
     /// with what that remote already has.
     #[arg(long, requires = "pre_push", value_name = "NAME")]
     pub remote: Option<String>,
+
+    /// Also list the files not read (FIFOs, devices, symbolic links, files over 16 MiB, binary
+    /// blobs) and those read with bytes that are not UTF-8 replaced. A file named on the
+    /// command line that is not read is always reported.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
+    /// Rewrite the files: apply the safe fixes (a bare --fix: IG002, drop -f/--force), or
+    /// those of the rules listed (--fix=IG002,IG003; IG003's fix runs `imgguard build`, so it
+    /// is applied only when named). Fixed findings are not reported.
+    #[arg(
+        long,
+        value_name = "RULES",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        conflicts_with_all = ["staged", "pre_push"]
+    )]
+    pub fix: Option<String>,
+
+    /// Print the fixes (those of --fix, default: the safe ones) as a unified diff on stdout
+    /// instead of writing them; exit 1 when there is something to fix.
+    #[arg(long, conflicts_with_all = ["staged", "pre_push"])]
+    pub diff: bool,
 }
 
 /// Output formats of `imgguard check`.
@@ -268,5 +309,11 @@ mod tests {
         let Command::Build(args) = cli.command else { panic!("not build") };
         assert!(args.keep_previous);
         assert_eq!(args.docker_args, ["-t", "app:v1", "--build-arg", "X=1", "."]);
+        let cli =
+            Cli::try_parse_from(["imgguard", "build", "--report", "r.json", "-t", "a:1", "."])
+                .unwrap();
+        let Command::Build(args) = cli.command else { panic!("not build") };
+        assert_eq!(args.report.as_deref(), Some(std::path::Path::new("r.json")));
+        assert_eq!(args.docker_args, ["-t", "a:1", "."]);
     }
 }

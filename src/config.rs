@@ -1,6 +1,7 @@
 //! Settings: the `.imgguard.yml` file, found at the git repository root (or the working
 //! directory, or `--config FILE`). Reading that one file is the only I/O here; the daemon is never
-//! touched.
+//! touched. The file is in the repository's hands, so it is read only if it is a regular file of
+//! at most 1 MiB ([`crate::bounded_read`]), and every error about it is one short line.
 //!
 //! serde_norway, not serde_yaml: serde_yaml was marked deprecated by its author in 2024
 //! (0.9.34+deprecated) and sits on unsafe-libyaml, which is unmaintained too. serde_norway is the
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bounded_read::{read_regular, ReadError, CONFIG_LIMIT};
 use crate::error::Error;
 
 /// The name of the configuration file looked for at the repository root.
@@ -47,7 +49,7 @@ impl Config {
     /// `.imgguard.yml` at the root of the git repository containing `cwd`, else in `cwd`.
     pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, Error> {
         if let Some(path) = explicit {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let text = read(path)?;
             return Ok(Config { path: Some(path.to_path_buf()), file: parse(path, &text)? });
         }
         let mut candidates = Vec::with_capacity(2);
@@ -56,17 +58,29 @@ impl Config {
         }
         candidates.push(cwd.join(FILE_NAME));
         for path in candidates {
-            match std::fs::read_to_string(&path) {
+            match read(&path) {
                 Ok(text) => {
                     let file = parse(&path, &text)?;
                     return Ok(Config { path: Some(path), file });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(path, e)),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(Config::default())
     }
+}
+
+/// The text of the configuration file `path`: a regular file, at most 1 MiB, UTF-8.
+fn read(path: &Path) -> Result<String, Error> {
+    let refused = |message: String| Error::Config { path: path.to_path_buf(), message };
+    let bytes = match read_regular(path, CONFIG_LIMIT) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Io(e)) => return Err(Error::io(path, e)),
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    String::from_utf8(bytes)
+        .map_err(|e| refused(format!("is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Parses the text of a configuration file; `path` only names it in errors.
@@ -88,8 +102,16 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
     Ok(file)
 }
 
+/// The parser's message on one line and at most 200 characters: it may quote the file, and the
+/// file may be megabytes of garbage.
 fn one_line(e: &serde_norway::Error) -> String {
-    e.to_string().replace('\n', " ")
+    const MAX: usize = 200;
+    let text = e.to_string().replace(['\n', '\r'], " ");
+    if text.chars().count() <= MAX {
+        return text;
+    }
+    let cut: String = text.chars().take(MAX - 1).collect();
+    format!("{cut}…")
 }
 
 #[cfg(test)]
@@ -110,6 +132,15 @@ mod tests {
         assert!(e.contains("keep_prevous"), "{e}");
         assert!(e.starts_with("config x.yml:"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn a_long_parser_message_is_cut() {
+        let garbage = format!("key: [{}", "x".repeat(100_000));
+        let e = parse(Path::new("x.yml"), &garbage).unwrap_err().to_string();
+        assert!(e.len() < 300, "{}", e.len());
+        let e = parse(Path::new("x.yml"), &"\"".repeat(50_000)).unwrap_err().to_string();
+        assert!(e.len() < 300 && !e.contains('\n'), "{}", e.len());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the result to an exit code in one place (0 ok, 1 refused or findings, 2 error; `build` passes
 //! docker's own code through).
 
+pub mod bounded_read;
 pub mod cli;
 pub mod commands;
 pub mod config;

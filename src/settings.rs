@@ -45,17 +45,36 @@ pub struct BuildSettings {
     pub parsed: BuildArgs,
     /// What may be removed.
     pub rules: Rules,
+    /// Where to write the JSON report, if asked.
+    pub report: Option<PathBuf>,
 }
 
 impl BuildSettings {
     /// Checks the arguments.
     pub fn new(args: &cli::BuildArgs, config: &Config) -> Result<BuildSettings, Error> {
         let parsed = build_args::parse(&args.docker_args).map_err(usage)?;
+        if let Some(path) = args.report.as_deref() {
+            writable_file("--report", path)?;
+        }
         Ok(BuildSettings {
             docker_args: args.docker_args.clone(),
             parsed,
             rules: rules(config, args.keep_previous),
+            report: args.report.clone(),
         })
+    }
+}
+
+/// A file imgguard is to write: missing, or a regular file (never a directory, a device, a FIFO
+/// or a socket, which a rename would replace).
+fn writable_file(what: &str, path: &std::path::Path) -> Result<(), Error> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(usage(format!("{what} {}: is a directory", path.display()))),
+        Ok(m) if !m.is_file() => Err(usage(format!(
+            "{what} {}: is not a regular file (a device, FIFO or socket)",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -149,6 +168,8 @@ pub struct RmiRef {
 pub struct RmiSettings {
     /// The references, in order.
     pub refs: Vec<RmiRef>,
+    /// Output format.
+    pub format: cli::Format,
 }
 
 impl RmiSettings {
@@ -175,7 +196,7 @@ impl RmiSettings {
                 }
             });
         }
-        Ok(RmiSettings { refs })
+        Ok(RmiSettings { refs, format: args.format })
     }
 }
 
@@ -188,6 +209,8 @@ pub struct SaveSettings {
     pub allow_id: bool,
     /// The operands as given, classified.
     pub operands: Vec<(String, Operand)>,
+    /// Output format.
+    pub format: cli::Format,
 }
 
 impl SaveSettings {
@@ -210,6 +233,11 @@ impl SaveSettings {
                 _ => {}
             }
         }
+        if args.output.is_none() && args.format == cli::Format::Json {
+            return Err(usage(
+                "--format json needs -o FILE: without it the archive itself goes to stdout",
+            ));
+        }
         if args.output.is_none() && std::io::stdout().is_terminal() {
             return Err(usage(
                 "cowardly refusing to save to a terminal. Use the -o flag or redirect",
@@ -221,7 +249,12 @@ impl SaveSettings {
             .map(|i| naming::classify(i).map(|o| (i.clone(), o)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(usage)?;
-        Ok(SaveSettings { output: args.output.clone(), allow_id: args.allow_id, operands })
+        Ok(SaveSettings {
+            output: args.output.clone(),
+            allow_id: args.allow_id,
+            operands,
+            format: args.format,
+        })
     }
 }
 
@@ -236,6 +269,8 @@ pub struct LoadSettings {
     pub restore_tags: bool,
     /// What may be removed when the load takes a tag from another image.
     pub rules: Rules,
+    /// Output format.
+    pub format: cli::Format,
 }
 
 impl LoadSettings {
@@ -248,6 +283,7 @@ impl LoadSettings {
             tags,
             restore_tags: args.restore_tags,
             rules: rules(config, false),
+            format: args.format,
         })
     }
 }
@@ -258,7 +294,10 @@ mod tests {
 
     #[test]
     fn a_short_hex_operand_may_be_an_id() {
-        let args = cli::RmiArgs { refs: vec!["3f2a9c1b".into(), "app".into(), "abc".into()] };
+        let args = cli::RmiArgs {
+            refs: vec!["3f2a9c1b".into(), "app".into(), "abc".into()],
+            format: cli::Format::Human,
+        };
         let s = RmiSettings::new(&args).unwrap();
         assert_eq!(s.refs[0].text, "3f2a9c1b:latest");
         assert_eq!(s.refs[0].short_id.as_deref(), Some("3f2a9c1b"));

@@ -2,6 +2,11 @@
 //! with the `ignore` crate), the git index (`--staged`) or the commits being pushed
 //! (`--pre-push`, read as git2 blobs, never from the working tree). This is the guard's I/O
 //! edge; the scanning itself is [`crate::core::guard::scan`], called from the walker's threads.
+//!
+//! Files are read through [`crate::bounded_read`]: a FIFO, a device, a symbolic link or a file
+//! over 16 MiB is skipped, never waited on, and every skipped file is listed in [`Scanned`] with
+//! its reason, so the command can say what it did not look at. Text that is not UTF-8 is scanned
+//! with the odd bytes replaced ([`crate::core::guard::decode`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -13,7 +18,11 @@ use git2::{Oid, Repository};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::{WalkBuilder, WalkState};
 
-use crate::core::guard::{kind_by_name, kind_of, may_have_shebang, Finding, GuardError, Rules};
+use crate::bounded_read::{self, ReadError, SOURCE_LIMIT};
+use crate::core::guard::{
+    compose, decode, kind_by_name, kind_of, may_have_shebang, ComposeBuild, Finding, GuardError,
+    Rules,
+};
 
 /// What can go wrong reading the sources (all exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -90,13 +99,38 @@ impl Exclude {
     }
 }
 
-/// The findings and how many files of a known kind were scanned.
+/// The findings, how many files of a known kind were scanned, and what was not looked at.
 #[derive(Debug, Default)]
 pub struct Scanned {
     /// Every finding, sorted by path, line and column.
     pub findings: Vec<Finding>,
     /// Files of a kind the guard reads.
     pub files: usize,
+    /// Files that may be of a kind the guard reads but were not read, sorted by path.
+    pub skipped: Vec<Skipped>,
+    /// Files scanned with bytes that are not UTF-8 replaced, sorted.
+    pub lossy: Vec<PathBuf>,
+}
+
+/// A file the guard did not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The path as reported.
+    pub path: PathBuf,
+    /// Why, as a phrase after the path (`is a FIFO, not a regular file`).
+    pub reason: String,
+    /// Whether the file was named on the command line (then the user is always told).
+    pub explicit: bool,
+}
+
+/// What reading and scanning one file came to.
+enum FileScan {
+    /// Not a kind the guard reads.
+    NotOurs,
+    /// Not read, with the reason.
+    Skipped(String),
+    /// Scanned; `lossy` when bytes that are not UTF-8 were replaced.
+    Scanned { scan: crate::core::guard::Scan, lossy: bool },
 }
 
 /// Scans `targets` (files or directories) in parallel. Findings name paths relative to
@@ -109,7 +143,32 @@ pub fn scan_paths(
 ) -> Result<Scanned, RepoError> {
     let findings = Mutex::new(Vec::new());
     let errors = Mutex::new(Vec::new());
+    let skipped = Mutex::new(Vec::new());
+    let lossy = Mutex::new(Vec::new());
+    let composes = Mutex::new(Vec::new());
+    let wrapped = Mutex::new(Vec::new());
     let files = AtomicUsize::new(0);
+    let record = |display: PathBuf, result: FileScan, explicit: bool| match result {
+        FileScan::NotOurs => {}
+        FileScan::Skipped(reason) => {
+            lock(&skipped).push(Skipped { path: display, reason, explicit });
+        }
+        FileScan::Scanned { scan, lossy: odd } => {
+            files.fetch_add(1, Ordering::Relaxed);
+            if odd {
+                lock(&lossy).push(display);
+            }
+            if !scan.findings.is_empty() {
+                lock(&findings).extend(scan.findings);
+            }
+            if !scan.compose_builds.is_empty() {
+                lock(&composes).extend(scan.compose_builds);
+            }
+            if !scan.wrapped.is_empty() {
+                lock(&wrapped).push((scan.wrapped, scan.sources));
+            }
+        }
+    };
     let mut dirs = Vec::new();
     for target in targets {
         let meta = std::fs::metadata(target)
@@ -123,10 +182,7 @@ pub fn scan_paths(
             if exclude.excludes(&absolute(target), false) {
                 continue;
             }
-            if let Some(found) = scan_file(target, &display, rules)? {
-                files.fetch_add(1, Ordering::Relaxed);
-                lock(&findings).extend(found);
-            }
+            record(display.clone(), scan_file(target, &display, rules)?, true);
         }
     }
     if let Some((first, rest)) = dirs.split_first() {
@@ -149,19 +205,27 @@ pub fn scan_paths(
                 if !exclude.is_empty() && exclude.excludes(&absolute(entry.path()), is_dir) {
                     return if is_dir { WalkState::Skip } else { WalkState::Continue };
                 }
-                if !entry.file_type().is_some_and(|t| t.is_file()) {
-                    return WalkState::Continue;
-                }
                 let display = display_path(entry.path(), display_root);
-                match scan_file(entry.path(), &display, rules) {
-                    Ok(Some(found)) => {
-                        files.fetch_add(1, Ordering::Relaxed);
-                        if !found.is_empty() {
-                            lock(&findings).extend(found);
-                        }
+                match entry.file_type() {
+                    Some(t) if t.is_file() => match scan_file(entry.path(), &display, rules) {
+                        Ok(result) => record(display, result, false),
+                        Err(e) => lock(&errors).push(e),
+                    },
+                    // A symbolic link is not followed (its target, when inside the tree, is
+                    // scanned where it lives); a FIFO or device is never opened.
+                    Some(t) if !t.is_dir() && may_be_ours(entry.path()) => {
+                        let reason = match entry.path().symlink_metadata() {
+                            Ok(meta) if t.is_symlink() => {
+                                format!("is {} (not followed)", bounded_read::kind_of(&meta))
+                            }
+                            Ok(meta) => {
+                                format!("is {}, not a regular file", bounded_read::kind_of(&meta))
+                            }
+                            Err(e) => e.to_string(),
+                        };
+                        record(display, FileScan::Skipped(reason), false);
                     }
-                    Ok(None) => {}
-                    Err(e) => lock(&errors).push(e),
+                    _ => {}
                 }
                 WalkState::Continue
             })
@@ -173,8 +237,23 @@ pub fn scan_paths(
         return Err(e);
     }
     let mut findings = findings.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let composes = composes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    findings.extend(resolve_composes(&composes, display_root, rules));
+    for (found, sources) in wrapped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        findings.extend(resolve_wrapped(found, &sources, display_root));
+    }
     sort(&mut findings);
-    Ok(Scanned { findings, files: files.into_inner() })
+    let mut skipped = skipped.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut lossy = lossy.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    lossy.sort();
+    Ok(Scanned { findings, files: files.into_inner(), skipped, lossy })
+}
+
+/// Whether a file with this name could be one the guard reads (by name, or by a shebang).
+fn may_be_ours(path: &Path) -> bool {
+    kind_by_name(path).is_some() || may_have_shebang(path)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -198,50 +277,141 @@ fn display_path(path: &Path, root: &Path) -> PathBuf {
 }
 
 /// Reads and scans one file when its name or shebang makes it a kind the guard reads.
-fn scan_file(
-    path: &Path,
-    display: &Path,
-    rules: &Rules,
-) -> Result<Option<Vec<Finding>>, RepoError> {
+fn scan_file(path: &Path, display: &Path, rules: &Rules) -> Result<FileScan, RepoError> {
     let io = |source| RepoError::Io { path: path.to_path_buf(), source };
     let named = kind_by_name(path).is_some();
     if !named && !may_have_shebang(path) {
-        return Ok(None);
+        return Ok(FileScan::NotOurs);
     }
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let (mut file, meta) = match bounded_read::open_regular(path) {
+        Ok(opened) => opened,
+        Err(ReadError::Io(e)) => return Err(io(e)),
+        Err(refused) => return Ok(FileScan::Skipped(refused.to_string())),
+    };
     let mut bytes = Vec::new();
     if !named {
         // Only a shebang can make this file shell: look at two bytes before reading it all.
         let mut head = [0u8; 2];
         let n = file.read(&mut head).map_err(io)?;
         if n < 2 || &head != b"#!" {
-            return Ok(None);
+            return Ok(FileScan::NotOurs);
         }
         bytes.extend_from_slice(&head);
     }
-    file.read_to_end(&mut bytes).map_err(io)?;
-    let Ok(text) = String::from_utf8(bytes) else { return Ok(None) };
-    let Some(kind) = kind_of(display, &text).or_else(|| kind_of(path, &text)) else {
-        return Ok(None);
+    let bytes = match bounded_read::read_rest(file, &meta, bytes, SOURCE_LIMIT) {
+        Ok(bytes) => bytes,
+        Err(ReadError::Io(e)) => return Err(io(e)),
+        Err(refused) => return Ok(FileScan::Skipped(refused.to_string())),
     };
-    Ok(Some(crate::core::guard::scan_as(kind, display, &text, rules)?))
+    let (text, lossy) = decode(&bytes);
+    let Some(kind) = kind_of(display, &text).or_else(|| kind_of(path, &text)) else {
+        return Ok(FileScan::NotOurs);
+    };
+    let scan = crate::core::guard::scan_detailed(kind, display, &text, rules)?;
+    Ok(FileScan::Scanned { scan, lossy })
 }
 
-/// Scans `(path, text)` pairs read from git (index or pushed blobs).
+/// The findings of commands run through a function defined in a sourced file: each stands if
+/// one of `sources` (read from under `base`: `./x` next to the file, else next to it or at
+/// the root) defines that function to run its arguments.
+fn resolve_wrapped(found: Vec<(String, Finding)>, sources: &[String], base: &Path) -> Vec<Finding> {
+    let Some(script) = found.first().map(|(_, f)| f.path.clone()) else { return Vec::new() };
+    let dir = script.parent().unwrap_or(Path::new(""));
+    let mut wrappers = std::collections::HashSet::new();
+    for source in sources {
+        let candidates = match source.strip_prefix("./") {
+            Some(rest) => vec![dir.join(rest)],
+            None if Path::new(source).is_absolute() => continue,
+            None => vec![dir.join(source), PathBuf::from(source)],
+        };
+        for candidate in candidates {
+            if let Ok(bytes) = bounded_read::read_regular(&base.join(&candidate), SOURCE_LIMIT) {
+                wrappers.extend(crate::core::guard::wrapper_functions(&decode(&bytes).0));
+                break;
+            }
+        }
+    }
+    found.into_iter().filter(|(via, _)| wrappers.contains(via)).map(|(_, f)| f).collect()
+}
+
+/// The IG003 findings of `docker compose build` commands: each command's compose files are
+/// looked up (paths relative to `base`, the directory reported paths are relative to), read
+/// like any scanned file, and resolved. A compose file that cannot be read is passed over, as
+/// compose would fail on it.
+fn resolve_composes(builds: &[ComposeBuild], base: &Path, rules: &Rules) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for build in builds {
+        let mut files = Vec::new();
+        for candidate in compose::candidates(build) {
+            let Ok(bytes) = bounded_read::read_regular(&base.join(&candidate), SOURCE_LIMIT) else {
+                continue;
+            };
+            files.push((candidate, decode(&bytes).0.into_owned()));
+            if build.files.is_empty() {
+                // compose reads the first default file it finds, nearest first.
+                break;
+            }
+        }
+        out.extend(compose::resolve(build, &files, rules));
+    }
+    out
+}
+
+/// A file's content read from git: its text, or why it was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blob {
+    /// The text; `lossy` when bytes that are not UTF-8 were replaced.
+    Text {
+        /// The content.
+        text: String,
+        /// Whether bytes were replaced.
+        lossy: bool,
+    },
+    /// Not read (binary, too large), with the reason.
+    Skipped(String),
+}
+
+/// Scans `(path, content)` pairs read from git (index or pushed blobs).
 pub fn scan_blobs(
-    blobs: &BTreeMap<PathBuf, String>,
+    blobs: &BTreeMap<PathBuf, Blob>,
+    root: &Path,
     exclude: &Exclude,
     rules: &Rules,
 ) -> Result<Scanned, RepoError> {
     let mut scanned = Scanned::default();
-    for (path, text) in blobs {
+    let mut composes = Vec::new();
+    let mut wrapped = Vec::new();
+    for (path, blob) in blobs {
         if exclude.excludes(path, false) {
             continue;
         }
-        let Some(kind) = kind_of(path, text) else { continue };
-        scanned.files += 1;
-        scanned.findings.extend(crate::core::guard::scan_as(kind, path, text, rules)?);
+        match blob {
+            Blob::Skipped(reason) => scanned.skipped.push(Skipped {
+                path: path.clone(),
+                reason: reason.clone(),
+                explicit: false,
+            }),
+            Blob::Text { text, lossy } => {
+                let Some(kind) = kind_of(path, text) else { continue };
+                scanned.files += 1;
+                if *lossy {
+                    scanned.lossy.push(path.clone());
+                }
+                let scan = crate::core::guard::scan_detailed(kind, path, text, rules)?;
+                scanned.findings.extend(scan.findings);
+                composes.extend(scan.compose_builds);
+                if !scan.wrapped.is_empty() {
+                    wrapped.push((scan.wrapped, scan.sources));
+                }
+            }
+        }
     }
+    for (found, sources) in wrapped {
+        scanned.findings.extend(resolve_wrapped(found, &sources, root));
+    }
+    // The compose files are read from the working tree: the tag lives there whether or not
+    // the push changes it.
+    scanned.findings.extend(resolve_composes(&composes, root, rules));
     sort(&mut scanned.findings);
     Ok(scanned)
 }
@@ -255,7 +425,7 @@ pub fn open(dir: &Path) -> Result<(Repository, PathBuf), RepoError> {
 }
 
 /// The staged content of every file the index adds or changes compared with HEAD.
-pub fn staged(repo: &Repository) -> Result<BTreeMap<PathBuf, String>, RepoError> {
+pub fn staged(repo: &Repository) -> Result<BTreeMap<PathBuf, Blob>, RepoError> {
     let head = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
     let index = repo.index()?;
     let diff = repo.diff_tree_to_index(head.as_ref(), Some(&index), None)?;
@@ -265,19 +435,30 @@ pub fn staged(repo: &Repository) -> Result<BTreeMap<PathBuf, String>, RepoError>
         if new.id().is_zero() {
             continue;
         }
-        if let (Some(path), Some(text)) = (new.path(), blob_text(repo, new.id())) {
-            out.insert(path.to_path_buf(), text);
+        if let Some(path) = new.path() {
+            if let Some(blob) = blob_text(repo, path, new.id()) {
+                out.insert(path.to_path_buf(), blob);
+            }
         }
     }
     Ok(out)
 }
 
-fn blob_text(repo: &Repository, id: Oid) -> Option<String> {
+/// The content of blob `id` at `path`; `None` when it cannot be a kind the guard reads.
+fn blob_text(repo: &Repository, path: &Path, id: Oid) -> Option<Blob> {
     let blob = repo.find_blob(id).ok()?;
-    if blob.is_binary() {
+    let content = blob.content();
+    if !may_be_ours(path) || (kind_by_name(path).is_none() && !content.starts_with(b"#!")) {
         return None;
     }
-    String::from_utf8(blob.content().to_vec()).ok()
+    if content.len() as u64 > SOURCE_LIMIT {
+        return Some(Blob::Skipped(ReadError::TooLarge { limit: SOURCE_LIMIT }.to_string()));
+    }
+    if content.contains(&0) {
+        return Some(Blob::Skipped("is binary (it has NUL bytes)".into()));
+    }
+    let (text, lossy) = decode(content);
+    Some(Blob::Text { text: text.into_owned(), lossy })
 }
 
 fn is_zero(sha: &str) -> bool {
@@ -297,7 +478,7 @@ pub fn pre_push(
     repo: &Repository,
     input: &str,
     remote: Option<&str>,
-) -> Result<BTreeMap<PathBuf, String>, RepoError> {
+) -> Result<BTreeMap<PathBuf, Blob>, RepoError> {
     let mut out = BTreeMap::new();
     for (i, line) in input.lines().enumerate() {
         if line.trim().is_empty() {
@@ -350,8 +531,8 @@ pub fn pre_push(
             }
             // The pushed content is the tip's; a file deleted by then has nothing to scan.
             let Ok(entry) = tip_tree.get_path(&path) else { continue };
-            if let Some(text) = blob_text(repo, entry.id()) {
-                out.insert(path, text);
+            if let Some(blob) = blob_text(repo, &path, entry.id()) {
+                out.insert(path, blob);
             }
         }
     }

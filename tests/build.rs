@@ -4,7 +4,9 @@ use std::process::Command;
 
 use imgguard::core::event::EventKind;
 
-use crate::support::{docker, docker_ok, image_id, DockerTest};
+use crate::support::{
+    daemon_host, docker, docker_ok, engine_identity, full_id, image_id, DockerTest,
+};
 
 /// Build, change a file, rebuild (the first cause of `<none>` images). The old ID is gone from the
 /// daemon and the lineage shows both, removed and current, with the git commit of the context.
@@ -111,7 +113,7 @@ fn running_container_keeps_the_old_image() {
     assert!(image_id(&first).is_some());
     assert_eq!(t.states(&tag)[1].1, "kept");
     // The image is still the container's: no <none> made by force.
-    let img = docker(&["inspect", "--format", "{{.Image}}", &name]);
+    let img = full_id(&docker(&["inspect", "--format", "{{.Image}}", &name]));
     assert_eq!(img, first);
 }
 
@@ -255,7 +257,8 @@ fn docker_context_from_config_json_is_used_for_both_api_and_cli() {
     std::fs::write(
         meta.join("meta.json"),
         format!(
-            r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"unix:///var/run/docker.sock","SkipTLSVerify":false}}}}}}"#
+            r#"{{"Name":"{name}","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{}","SkipTLSVerify":false}}}}}}"#,
+            daemon_host()
         ),
     )
     .unwrap();
@@ -270,9 +273,8 @@ fn docker_context_from_config_json_is_used_for_both_api_and_cli() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(image_id(&tag).is_some());
-    // The engine identity recorded is the daemon's own ID.
-    let engine = docker(&["info", "--format", "{{.ID}}"]);
-    assert_eq!(t.history(Some(&tag))[0]["engine"], engine.as_str());
+    // The engine identity recorded is the daemon's own.
+    assert_eq!(t.history(Some(&tag))[0]["engine"], engine_identity().as_str());
 
     // A context pointing nowhere: exit 2 before anything runs.
     std::fs::write(
@@ -413,7 +415,7 @@ fn a_concurrent_build_that_takes_the_tag_supersedes_ours() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let ours = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ours = full_id(String::from_utf8_lossy(&out.stdout).trim());
     assert!(stderr.contains("by another build meanwhile"), "{stderr}");
     assert_eq!(image_id(&tag).as_deref(), Some(other_id.as_str()));
     assert!(image_id(&ours).is_none(), "our superseded image is not left dangling");

@@ -1,10 +1,15 @@
-//! `imgguard check` (issue 6): the rule table over every file kind (pure `guard::scan`), then
+//! `imgguard check`: the rule table over every file kind (pure `guard::scan`), then
 //! the binary in temporary directories: exit codes, JSON, SARIF against the committed 2.1.0
 //! schema, GitHub annotations, configuration, `--staged`, a real `git push` through the
 //! installed pre-push hook, and `pre-commit try-repo`.
 
+mod across_files;
 mod binary;
+mod fix;
 mod hooks;
+mod hostile;
+mod recovery;
+mod table;
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +63,8 @@ macro_rules! passes {
         }
     };
 }
+
+mod shapes;
 
 mod ig001_shell {
     use super::*;
@@ -699,6 +706,21 @@ mod inline_ignores {
             e.to_string(),
             "a.sh:1: unknown rule `IG02` in `imgguard ignore=` (known: IG001, IG002, IG003, IG004)"
         );
+    }
+}
+
+/// The rule table of docs/check.md (its "Rules" section) has one row per registered rule,
+/// with its severity.
+#[test]
+fn docs_table_matches_the_registry() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/check.md"))
+        .unwrap();
+    let rules = docs.split("\n## Rules\n").nth(1).unwrap().split("\n## ").next().unwrap();
+    let rows: Vec<&str> = rules.lines().filter(|l| l.starts_with("| IG")).collect();
+    assert_eq!(rows.len(), imgguard::core::guard::RULES.len(), "{rows:?}");
+    for (row, rule) in rows.iter().zip(imgguard::core::guard::RULES) {
+        let want = format!("| {} | {} |", rule.code, rule.default_severity);
+        assert!(row.starts_with(&want), "want `{want}`, docs say `{row}`");
     }
 }
 

@@ -14,6 +14,8 @@ mod build;
 mod cli;
 mod concurrency;
 mod dangling;
+mod engines;
+mod formats;
 mod guard;
 mod hostile;
 mod killed;

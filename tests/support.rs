@@ -20,6 +20,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_imgguard");
 pub struct Test {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    timeout: Option<std::time::Duration>,
 }
 
 impl Test {
@@ -41,7 +42,7 @@ impl Test {
         ] {
             cmd.env_remove(v);
         }
-        Test { cmd, stdin: None }
+        Test { cmd, stdin: None, timeout: None }
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Test {
@@ -81,6 +82,13 @@ impl Test {
         self
     }
 
+    /// Kill the run and fail the test when it takes longer (a run that could hang on its
+    /// input: a FIFO, a device).
+    pub fn timeout(mut self, limit: std::time::Duration) -> Test {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// The command as built, for a caller that needs a detail this builder does not have.
     pub fn command(&mut self) -> &mut Command {
         &mut self.cmd
@@ -101,6 +109,17 @@ impl Test {
         let writer = std::thread::spawn(move || {
             let _ = pipe.write_all(&input);
         });
+        if let Some(limit) = self.timeout {
+            let started = std::time::Instant::now();
+            while child.try_wait().expect("poll the child").is_none() {
+                if started.elapsed() > limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{:?} did not finish within {limit:?}", self.cmd);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let out = child.wait_with_output().expect("wait for the child");
         writer.join().expect("stdin writer");
         Run::from(&out)
@@ -176,31 +195,111 @@ pub fn run_id() -> &'static str {
     })
 }
 
-/// Fails the test with a one-line instruction when no daemon answers; never skips.
+/// The engine the daemon tests run against, from `IMGGUARD_TEST_ENGINE` (`docker`, the default,
+/// or `podman`; `bash tests/run.sh` runs the daemon tests once with each). The daemon itself is
+/// the one `docker` reaches (`DOCKER_HOST`, …), and [`require_daemon`] checks that it is of this
+/// kind, so a Podman pass can never quietly run against Docker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+pub fn engine() -> EngineKind {
+    match std::env::var("IMGGUARD_TEST_ENGINE").as_deref() {
+        Ok("podman") => EngineKind::Podman,
+        Ok("docker" | "") | Err(_) => EngineKind::Docker,
+        Ok(other) => panic!("IMGGUARD_TEST_ENGINE={other}: expected docker or podman"),
+    }
+}
+
+/// The daemon under test as `DOCKER_HOST` names it (the default socket when unset).
+pub fn daemon_host() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// The path of the daemon's Unix socket.
+pub fn daemon_socket() -> PathBuf {
+    let host = daemon_host();
+    PathBuf::from(host.strip_prefix("unix://").expect("the daemon tests use a unix:// DOCKER_HOST"))
+}
+
+/// The engine identity imgguard records for the daemon under test: dockerd's `info` ID, or
+/// for Podman (whose `info` ID changes on every call) `podman:<name>:<storage root>`.
+pub fn engine_identity() -> String {
+    match engine() {
+        EngineKind::Docker => docker(&["info", "--format", "{{.ID}}"]),
+        EngineKind::Podman => {
+            format!("podman:{}", docker(&["info", "--format", "{{.Name}}:{{.DockerRootDir}}"]))
+        }
+    }
+}
+
+/// Fails the test with a one-line instruction when no daemon answers, or when it is not the
+/// engine [`engine`] names; never skips.
 pub fn require_daemon() {
     static OK: OnceLock<Result<(), String>> = OnceLock::new();
     let r = OK.get_or_init(|| {
-        let out = Command::new("docker").args(["info", "--format", "{{.ID}}"]).output();
-        match out {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
-            Err(e) => Err(format!("cannot run docker: {e}")),
+        let out = Command::new("docker")
+            .args(["version", "--format", "{{range .Server.Components}}{{.Name}};{{end}}"])
+            .output();
+        let components = match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+            Ok(o) => return Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+            Err(e) => return Err(format!("cannot run docker: {e}")),
+        };
+        let is_podman = components.contains("Podman");
+        match (engine(), is_podman) {
+            (EngineKind::Podman, false) => Err(format!(
+                "IMGGUARD_TEST_ENGINE=podman but the daemon at DOCKER_HOST is not Podman \
+                 (components: {components})"
+            )),
+            (EngineKind::Docker, true) => {
+                Err("the daemon at DOCKER_HOST is Podman: set IMGGUARD_TEST_ENGINE=podman"
+                    .to_string())
+            }
+            _ => Ok(()),
         }
     });
     if let Err(e) = r {
-        panic!(
-            "these tests need a Docker daemon and none answers ({e}); start one with \
-             `sudo dockerd &` (or run `bash .ci/run`, which starts it)"
-        );
+        match engine() {
+            EngineKind::Docker => panic!(
+                "these tests need a Docker daemon and none answers ({e}); start one with \
+                 `sudo dockerd &`, or run `bash tests/run.sh`, which starts it"
+            ),
+            EngineKind::Podman => panic!(
+                "the Podman pass needs a Podman API service at DOCKER_HOST ({e}); run \
+                 `bash tests/run.sh`, which installs podman and starts `podman system service`"
+            ),
+        }
     }
 }
 
 /// Runs docker with argv; panics if it fails.
 #[track_caller]
 pub fn docker(args: &[&str]) -> String {
-    let o = Command::new("docker").args(args).output().expect("run docker");
+    let mut o = Command::new("docker").args(args).output().expect("run docker");
+    for _ in 0..3 {
+        if !podman_cache_race(&String::from_utf8_lossy(&o.stderr)) {
+            break;
+        }
+        o = Command::new("docker").args(args).output().expect("run docker");
+    }
     assert!(o.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Podman 4.3's build fails when an image goes away while it looks for a cached step ("checking
+/// if cached image exists from a previous build: … layer not known"): the tests build and remove
+/// images in parallel, so a build that failed so is run again (it recorded and changed nothing:
+/// a failed build never does). A README caveat for Podman.
+fn podman_cache_race(stderr: &str) -> bool {
+    engine() == EngineKind::Podman
+        && stderr.contains("checking if cached image exists")
+        && stderr.contains("layer not known")
 }
 
 /// Runs docker with argv; returns whether it succeeded.
@@ -208,13 +307,23 @@ pub fn docker_ok(args: &[&str]) -> bool {
     Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
 }
 
-/// The full image ID a reference points at, if any.
+/// The full ID a reference points at, if any, as `sha256:…` (the docker CLI shows Podman's IDs
+/// without the algorithm).
 pub fn image_id(reference: &str) -> Option<String> {
     let o = Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", reference])
         .output()
         .expect("run docker");
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    o.status.success().then(|| full_id(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+/// An image ID with its `sha256:` prefix.
+pub fn full_id(id: &str) -> String {
+    if id.contains(':') {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    }
 }
 
 /// A static `pause` program, built once with gcc, so test images can run a container that keeps
@@ -300,7 +409,14 @@ impl DockerTest {
         let mut all = vec!["build", "-q"];
         all.extend_from_slice(args);
         all.push(".");
-        self.run(&all)
+        let mut r = self.run(&all);
+        for _ in 0..3 {
+            if !podman_cache_race(&r.stderr) {
+                break;
+            }
+            r = self.run(&all);
+        }
+        r
     }
 
     /// `imgguard history --format json [tag]`, parsed.

@@ -76,7 +76,7 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
             changes.into_iter().map(|c| TagChange { after: None, ..c }).collect();
         let result =
             BuildResult { image_id: &new_id, tags: &changes, decisions: &[], in_daemon: false };
-        github::publish(&result)?;
+        publish(s, &result)?;
         return Ok(Outcome::Child(0));
     }
     let planned = build::outcome(&id, now, &new_id, &changes, &known, &facts);
@@ -89,7 +89,7 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     print_reports(&changes, &new_id, &decisions);
     let result =
         BuildResult { image_id: &new_id, tags: &changes, decisions: &decisions, in_daemon: true };
-    github::publish(&result)?;
+    publish(s, &result)?;
     Ok(Outcome::Child(0))
 }
 
@@ -213,6 +213,17 @@ impl Run {
             .zip(self.before.iter().map(|b| b.as_ref().map(ToString::to_string)))
             .collect()
     }
+}
+
+/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
+/// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
+/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
+fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
+    github::publish(result)?;
+    if let Some(path) = s.report.as_deref() {
+        ui::json_file(path, &crate::core::github::report(result))?;
+    }
+    Ok(())
 }
 
 /// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace

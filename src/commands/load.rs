@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::cli::Format;
 use crate::core::archive::{self, ArchiveImage, LoadMessages};
 use crate::core::event::{self, ArchiveFacts, Event, EventKind, ReasonKind};
 use crate::core::image::{EngineIdentity, ImageId};
@@ -175,8 +176,11 @@ async fn load(
     record.deferred(&orphans);
     record.commit(ledger.as_mut())?;
     print_placed(&placed, &decisions, &said);
-    for h in hints {
+    for h in &hints {
         ui::note(h);
+    }
+    if s.format == Format::Json {
+        ui::json(&json_report(images, &facts, &placed, &decisions, &hints))?;
     }
     ui::note(format!(
         "loaded {} image{} from {}: {}, sha256 {}",
@@ -187,6 +191,48 @@ async fn load(
         facts.sha256.as_deref().unwrap_or("")
     ));
     Ok(Outcome::Ok)
+}
+
+/// `load --format json`: `archive`, `sha256`, `size`, `images` (each `image_id`, `tags`,
+/// `nameless`), `placed` (each `tag`, `image_id`, `before`, `how`, `fate`), `hints`.
+fn json_report(
+    images: &[ArchiveImage],
+    facts: &ArchiveFacts,
+    placed: &[Placed],
+    decisions: &[Decision],
+    hints: &[String],
+) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = images
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "image_id": i.id.as_str(),
+                "tags": i.tags,
+                "nameless": i.tags.is_empty(),
+            })
+        })
+        .collect();
+    let placed: Vec<serde_json::Value> = placed
+        .iter()
+        .map(|p| {
+            let fate = p.before.as_ref().map(|b| policy::fate_text(decisions, b));
+            serde_json::json!({
+                "tag": p.tag,
+                "image_id": p.id.as_str(),
+                "before": p.before.as_ref().map(ImageId::as_str),
+                "how": p.how,
+                "fate": fate.filter(|f| !f.is_empty()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "archive": facts.path,
+        "sha256": facts.sha256,
+        "size": facts.size,
+        "images": images,
+        "placed": placed,
+        "hints": hints,
+    })
 }
 
 /// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace

@@ -4,6 +4,7 @@
 //! image that keeps other tags is only untagged, as docker does) → record → report. There is no
 //! force option; a refusal exits 1.
 
+use crate::cli::Format;
 use crate::core::event::Event;
 use crate::core::image::{ImageInfo, Removal};
 use crate::core::reference::Tag;
@@ -32,12 +33,43 @@ async fn rmi(s: &RmiSettings) -> Result<Outcome, Error> {
     let mut ledger = host::ledger()?;
     let mut record = Record::new(&identity, host::now_ms());
     let mut refused = false;
+    let mut json = Vec::new();
     for (r, info) in &targets {
         let result = apply::remove_reference(&engine, &r.text, r.by_tag, info, &containers).await?;
-        refused |= report(&mut record, r, info, result)?;
+        if s.format == Format::Json {
+            json.push(json_result(r, info, &result));
+        }
+        refused |= report(&mut record, r, info, result, s.format == Format::Human)?;
     }
     record.commit(ledger.as_mut())?;
+    if s.format == Format::Json {
+        ui::json(&json)?;
+    }
     Ok(if refused { Outcome::Refused } else { Outcome::Ok })
+}
+
+/// One reference's result in `--format json`: `reference`, `image_id`, `action` (`untagged`,
+/// `removed`, `refused`, `daemon-refused`, `gone`), `untagged`, `deleted`, `reason`.
+fn json_result(r: &RmiRef, info: &ImageInfo, result: &RmiResult) -> serde_json::Value {
+    let (action, untagged, deleted, reason) = match result {
+        RmiResult::Refused(k) => ("refused", &[][..], &[][..], Some(k.to_string())),
+        RmiResult::Done(Removal::Removed { untagged, deleted }, _) => {
+            let action = if deleted.is_empty() { "untagged" } else { "removed" };
+            (action, &untagged[..], &deleted[..], None)
+        }
+        RmiResult::Done(Removal::Conflict(msg), _) => {
+            ("daemon-refused", &[][..], &[][..], Some(msg.clone()))
+        }
+        RmiResult::Done(Removal::Gone, _) => ("gone", &[][..], &[][..], None),
+    };
+    serde_json::json!({
+        "reference": r.text,
+        "image_id": info.id.as_str(),
+        "action": action,
+        "untagged": untagged,
+        "deleted": deleted,
+        "reason": reason,
+    })
 }
 
 /// The image a reference names. A bare hex name that is no tag is read as a short image ID, as
@@ -58,13 +90,16 @@ async fn resolve(engine: &Engine, r: &RmiRef) -> Result<(RmiRef, ImageInfo), Err
     Err(Error::Usage(format!("no such image: {}", r.text)))
 }
 
-/// Says and records what became of one reference; true when it was refused.
+/// Says (on stdout only for people) and records what became of one reference; true when it was
+/// refused.
 fn report(
     record: &mut Record,
     r: &RmiRef,
     info: &ImageInfo,
     result: RmiResult,
+    human: bool,
 ) -> Result<bool, Error> {
+    let say = |line: String| if human { ui::say(line) } else { Ok(()) };
     let (engine, now) = (record.engine().to_string(), record.now());
     match result {
         RmiResult::Refused(reason) => {
@@ -78,12 +113,12 @@ fn report(
         }
         RmiResult::Done(Removal::Removed { untagged, deleted }, orphan) => {
             for t in &untagged {
-                ui::say(format!("untagged {t}"))?;
+                say(format!("untagged {t}"))?;
                 let tag = Tag::parse(t).map_or_else(|_| t.clone(), |t| t.to_string());
                 record.push(Event::untag(&engine, now, &tag, info.id.as_str()));
             }
             for d in &deleted {
-                ui::say(format!("removed {d}"))?;
+                say(format!("removed {d}"))?;
                 record.push(Event::removed_by_rmi(&engine, now, d, &r.text));
             }
             // Its build cache goes later, once no build can be about to use it.
@@ -102,7 +137,7 @@ fn report(
             Ok(true)
         }
         RmiResult::Done(Removal::Gone, _) => {
-            ui::say(format!("{}: already gone", r.text))?;
+            say(format!("{}: already gone", r.text))?;
             Ok(false)
         }
     }

@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use crate::cli::Format;
 use crate::core::archive::{self, scan::Scanner, Expected};
 use crate::core::event::{self, ArchiveFacts, ReasonKind};
 use crate::core::image::ImageId;
@@ -49,6 +50,15 @@ async fn save(s: &SaveSettings) -> Result<Outcome, Error> {
         let shown = output.map(|p| p.to_string_lossy().into_owned());
         for line in naming::refusal_lines(&resolved, &plan, shown.as_deref()) {
             ui::note(line);
+        }
+        if s.format == Format::Json {
+            let refused: Vec<&str> =
+                plan.refused.iter().map(|&i| resolved[i].operand.as_str()).collect();
+            ui::json(&serde_json::json!({
+                "saved": false,
+                "refused": refused,
+                "suggestion": naming::suggest(&resolved, shown.as_deref()),
+            }))?;
         }
         return Ok(Outcome::Refused);
     }
@@ -90,7 +100,27 @@ async fn save(s: &SaveSettings) -> Result<Outcome, Error> {
         ui::size(written.size),
         written.sha256
     ));
+    if s.format == Format::Json {
+        ui::json(&json_report(&plan, &facts, &written))?;
+    }
     Ok(Outcome::Ok)
+}
+
+/// `save --format json` after a save: `saved`, `archive`, `sha256`, `size`, `images` (each
+/// `image_id` and `tags`).
+fn json_report(plan: &SavePlan, facts: &ArchiveFacts, written: &Written) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = plan
+        .expected
+        .iter()
+        .map(|e| serde_json::json!({ "image_id": e.id.as_str(), "tags": e.tags }))
+        .collect();
+    serde_json::json!({
+        "saved": true,
+        "archive": facts.path,
+        "sha256": written.sha256,
+        "size": written.size,
+        "images": images,
+    })
 }
 
 /// Says what a bare repository name expands to, and warns about images saved without a name.

@@ -46,6 +46,51 @@ pub fn outputs(result: &BuildResult<'_>) -> String {
     out
 }
 
+/// The same facts as the step outputs, as one JSON document (`imgguard build --report FILE`):
+/// `image_id`, `in_daemon`, `previous_image_ids` (tag → ID or `null`), `removed_image_ids`,
+/// `kept_image_ids`, `kept` (each with `image_id`, `reason` and `reason_kind`) and `tags` (each
+/// with `tag`, `before`, `after`).
+pub fn report(result: &BuildResult<'_>) -> serde_json::Value {
+    let previous: BTreeMap<&str, Option<&str>> = result
+        .tags
+        .iter()
+        .map(|t| (t.tag.as_str(), t.before.as_ref().map(ImageId::as_str)))
+        .collect();
+    let (removed, kept) = fates(result.decisions);
+    let reasons: Vec<serde_json::Value> = result
+        .decisions
+        .iter()
+        .filter_map(|d| match &d.verdict {
+            Verdict::Keep(k) => Some(serde_json::json!({
+                "image_id": d.candidate.image.as_str(),
+                "reason": k.to_string(),
+                "reason_kind": k.kind().as_str(),
+            })),
+            _ => None,
+        })
+        .collect();
+    let tags: Vec<serde_json::Value> = result
+        .tags
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "tag": t.tag,
+                "before": t.before.as_ref().map(ImageId::as_str),
+                "after": t.after.as_ref().map(ImageId::as_str),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "image_id": result.image_id.as_str(),
+        "in_daemon": result.in_daemon,
+        "previous_image_ids": previous,
+        "removed_image_ids": ids(&removed),
+        "kept_image_ids": ids(&kept),
+        "kept": reasons,
+        "tags": tags,
+    })
+}
+
 /// The job summary: a heading and one table row per tag (previous → new, and what became of the
 /// previous image), plus a row for an image that another build superseded while ours ran.
 pub fn summary(result: &BuildResult<'_>) -> String {
@@ -385,5 +430,23 @@ mod tests {
     #[test]
     fn property_escapes_colons_and_commas() {
         assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+    }
+
+    #[test]
+    fn the_report_carries_the_outputs_facts() {
+        let tags = [change("app:v1", Some(OLD), NEW), change("app:new", None, NEW)];
+        let kept = Verdict::Keep(KeepReason::InUse(vec![("web-1".into(), "running".into())]));
+        let decisions = [decision(OLD, "app:v1", kept)];
+        let result =
+            BuildResult { image_id: &id(NEW), tags: &tags, decisions: &decisions, in_daemon: true };
+        let r = report(&result);
+        assert_eq!(r["image_id"], NEW);
+        assert_eq!(r["previous_image_ids"]["app:v1"], OLD);
+        assert!(r["previous_image_ids"]["app:new"].is_null());
+        assert_eq!(r["kept_image_ids"], serde_json::json!([OLD]));
+        assert_eq!(r["removed_image_ids"], serde_json::json!([]));
+        assert_eq!(r["kept"][0]["reason_kind"], "in-use");
+        assert_eq!(r["kept"][0]["reason"], "used by container web-1 (running)");
+        assert_eq!(r["tags"][1]["before"], serde_json::Value::Null);
     }
 }

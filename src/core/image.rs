@@ -8,9 +8,14 @@ use std::fmt;
 pub struct ImageId(String);
 
 impl ImageId {
-    /// Wraps an ID as the daemon or the ledger reports it.
+    /// Wraps an ID as the daemon or the ledger reports it. A bare 64-hex ID (Podman's build
+    /// writes its `--iidfile` so) gets the `sha256:` prefix, so one image has one spelling.
     pub fn new(id: impl Into<String>) -> ImageId {
-        ImageId(id.into())
+        let id = id.into();
+        if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return ImageId(format!("sha256:{id}"));
+        }
+        ImageId(id)
     }
 
     /// The full ID.
@@ -97,4 +102,18 @@ pub enum Removal {
     Conflict(String),
     /// Someone else removed it already.
     Gone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImageId;
+
+    #[test]
+    fn a_bare_id_gets_its_algorithm() {
+        let hex = "5c1159e8554e6e69ebff0894992269cb6b879c5c6746ad7c4a6db6f971ca5fcc";
+        assert_eq!(ImageId::new(hex).as_str(), format!("sha256:{hex}"));
+        assert_eq!(ImageId::new(format!("sha256:{hex}")).as_str(), format!("sha256:{hex}"));
+        // Anything else is kept as given (a short ID, a reference).
+        assert_eq!(ImageId::new("5c1159e8554e").as_str(), "5c1159e8554e");
+    }
 }

@@ -9,10 +9,11 @@ use bollard::query_parameters::{
     ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions, ListImagesOptionsBuilder,
     RemoveImageOptions, TagImageOptions,
 };
-use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
+use bollard::{BollardRequest, ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
+use super::endpoint::Target;
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
 };
@@ -25,11 +26,26 @@ const TIMEOUT_SECS: u64 = 120;
 /// before it answers, so a large image takes well over [`TIMEOUT_SECS`].
 const TRANSFER_TIMEOUT_SECS: u64 = 6 * 3600;
 
+/// How many times a list that met one of Podman's passing states is asked again
+/// (100 ms apart).
+const PODMAN_RETRIES: u32 = 50;
+
 /// A connection to one daemon, at one resolved endpoint.
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
     endpoint: Endpoint,
+    /// What kind of engine answers (dockerd or Podman), learnt while connecting.
+    flavor: Flavor,
+}
+
+/// The kinds of engine that speak the Docker API and differ in ways the adapter hides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// dockerd (moby).
+    Docker,
+    /// Podman's Docker-compatible API service (`podman system service`).
+    Podman,
 }
 
 impl Engine {
@@ -43,42 +59,58 @@ impl Engine {
         let unreachable =
             |message: String| EngineError::Unreachable { endpoint: endpoint.host.clone(), message };
         let host = endpoint.host.as_str();
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            if !Path::new(path).exists() {
-                return Err(unreachable("socket not found".into()));
-            }
-            match ping_api_version(path).await {
-                Ok(Some(v)) => {
-                    let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
-                    let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
-                        .map_err(|e| unreachable(one_line(&e)))?;
-                    return Ok(Engine { docker, endpoint });
+        let docker = match endpoint.target()? {
+            Target::Unix(path) => {
+                if !path.exists() {
+                    return Err(unreachable("socket not found".into()));
                 }
-                Ok(None) => Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
-                Err(e) => return Err(unreachable(e.to_string())),
+                match ping(&path).await {
+                    Ok(Ping { version: Some(v), flavor }) => {
+                        let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
+                        let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
+                            .map_err(|e| unreachable(one_line(&e)))?;
+                        return Ok(Engine { docker, endpoint, flavor });
+                    }
+                    Ok(Ping { version: None, .. }) => {
+                        Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
+                    }
+                    Err(e) => return Err(unreachable(e.to_string())),
+                }
             }
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            match &endpoint.tls_dir {
+            // With TLS material the daemon's certificate is always verified against `ca.pem`
+            // (DOCKER_TLS without DOCKER_TLS_VERIFY does not turn verification off here).
+            Target::Tcp(addr) => match &endpoint.tls_dir {
                 Some(dir) => Docker::connect_with_ssl(
-                    host,
+                    &addr,
                     &dir.join("key.pem"),
                     &dir.join("cert.pem"),
                     &dir.join("ca.pem"),
                     TIMEOUT_SECS,
                     API_DEFAULT_VERSION,
                 ),
-                None => Docker::connect_with_http(host, TIMEOUT_SECS, API_DEFAULT_VERSION),
+                None => Docker::connect_with_http(
+                    &format!("tcp://{addr}"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                ),
+            },
+            Target::Ssh(spec) => {
+                let args = spec.dial_stdio_args();
+                Docker::connect_with_custom_transport(
+                    move |req: BollardRequest| ssh_request(args.clone(), req),
+                    Some("http://docker"),
+                    TIMEOUT_SECS,
+                    API_DEFAULT_VERSION,
+                )
             }
-        } else {
-            return Err(EngineError::Unsupported {
-                endpoint: host.to_string(),
-                message: "imgguard talks to unix:// and tcp:// endpoints (ssh:// is not supported)"
-                    .into(),
-            });
         }
-        .map_err(|e| unreachable(one_line(&e)))?;
-        let docker = docker.negotiate_version().await.map_err(|e| unreachable(one_line(&e)))?;
-        Ok(Engine { docker, endpoint })
+        .map_err(|e| connect_error(&endpoint, &e))?;
+        let docker = docker.negotiate_version().await.map_err(|e| connect_error(&endpoint, &e))?;
+        // Off a Unix socket there are no cheap ping headers to read: `/version` names the kind.
+        let version = docker.version().await.map_err(|e| connect_error(&endpoint, &e))?;
+        let flavor =
+            flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
+        Ok(Engine { docker, endpoint, flavor })
     }
 
     /// The endpoint this engine talks to.
@@ -86,26 +118,31 @@ impl Engine {
         &self.endpoint
     }
 
-    /// The daemon's identity (`docker info` ID).
+    /// The daemon's identity: what keys its image IDs in the ledger.
+    ///
+    /// dockerd: its `docker info` ID, stable for the life of its data root. Podman answers
+    /// `info` with a new random ID on every call, so there the identity is made of what stays:
+    /// `podman:<host name>:<storage root>` (one storage holds one set of image IDs).
     pub async fn identity(&self) -> Result<EngineIdentity, EngineError> {
         let info = self.docker.info().await.map_err(|e| api("info", &e))?;
-        let name = info.name.unwrap_or_default();
-        let id = info.id.filter(|id| !id.is_empty()).unwrap_or_else(|| {
-            // Podman and some proxies report no ID: the endpoint is the best identity left.
-            format!("endpoint:{}", self.endpoint.host)
-        });
-        Ok(EngineIdentity { id, name, endpoint: self.endpoint.host.clone() })
+        Ok(identity_of(
+            self.flavor,
+            info.id.as_deref(),
+            info.name.as_deref(),
+            info.docker_root_dir.as_deref(),
+            &self.endpoint.host,
+        ))
+    }
+
+    /// The kind of engine.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
     }
 
     /// Inspects an image by reference or ID; `None` when the daemon has no such image (404).
     pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         match self.docker.inspect_image(reference).await {
-            Ok(img) => Ok(Some(ImageInfo {
-                id: ImageId::new(img.id.unwrap_or_default()),
-                repo_tags: img.repo_tags.unwrap_or_default(),
-                created: img.created,
-                size: img.size,
-            })),
+            Ok(img) => Ok(Some(image_info(img))),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(api(&format!("inspect {reference}"), &e)),
         }
@@ -114,19 +151,28 @@ impl Engine {
     /// Every image, intermediate ones included (one `list_images(all=true)` call).
     pub async fn images(&self) -> Result<Vec<ListedImage>, EngineError> {
         let opts = ListImagesOptionsBuilder::new().all(true).build();
-        let list = self.docker.list_images(Some(opts)).await.map_err(|e| api("list images", &e))?;
-        Ok(list
-            .into_iter()
-            .map(|i| ListedImage {
-                id: ImageId::new(i.id),
-                parent: Some(i.parent_id).filter(|p| !p.is_empty()).map(ImageId::new),
-                // Older daemons list a dangling image's tags as `<none>:<none>`.
-                repo_tags: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
-                created_s: i.created,
-                size: i.size,
-                labels: i.labels.into_iter().collect(),
-            })
-            .collect())
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_images(Some(opts.clone())).await {
+                // Podman fails the whole list when an image goes away while it lists (another
+                // client removing one): ask again.
+                Err(e) if is_podman_list_race(&e) && tries < PODMAN_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other.map_err(|e| api("list images", &e))?,
+            }
+        };
+        Ok(listed_images(list))
+    }
+
+    /// Where the daemon keeps its images: its graph driver, or containerd's image store
+    /// (`docker info` driver status `driver-type io.containerd.snapshotter.v1`; the default of
+    /// fresh Docker 29 installs). [`Engine::images`] and [`Engine::inspect`] hand the core the same
+    /// facts from both; this says which one answered.
+    pub async fn image_store(&self) -> Result<ImageStore, EngineError> {
+        let info = self.docker.info().await.map_err(|e| api("info", &e))?;
+        Ok(image_store_of(info.driver.as_deref(), info.driver_status.as_deref()))
     }
 
     /// The parent of each image that has one (the legacy builder records them): of the
@@ -155,24 +201,20 @@ impl Engine {
     /// Every container, running or not (one `list_containers(all=true)` call).
     pub async fn containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptionsBuilder::new().all(true).build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| api("list containers", &e))?;
-        Ok(list
-            .into_iter()
-            .map(|c| ContainerInfo {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                image_id: ImageId::new(c.image_id.unwrap_or_default()),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-            })
-            .collect())
+        let mut tries = 0;
+        let list = loop {
+            match self.docker.list_containers(Some(opts.clone())).await {
+                // Podman reports `stopped` for the moment between a container's end and its
+                // clean-up (then `exited`), a state the Docker API (and bollard) does not know:
+                // ask again shortly rather than guess what else the list held.
+                Err(e) if is_transient_podman_state(&e) && tries < PODMAN_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other.map_err(|e| api("list containers", &e))?,
+            }
+        };
+        Ok(list.into_iter().map(container_info).collect())
     }
 
     /// Removes one reference (an image ID or a tag), never forced `[ref:never-forced]`: the
@@ -184,8 +226,8 @@ impl Engine {
         let opts = RemoveImageOptions { force: false, noprune: true, platforms: None };
         match self.docker.remove_image(reference, Some(opts), None).await {
             Ok(items) => Ok(Removal::Removed {
-                untagged: items.iter().filter_map(|i| i.untagged.clone()).collect(),
-                deleted: items.into_iter().filter_map(|i| i.deleted).collect(),
+                untagged: familiar_tags(items.iter().filter_map(|i| i.untagged.clone()).collect()),
+                deleted: items.into_iter().filter_map(|i| i.deleted).map(full_id).collect(),
             }),
             Err(BollardError::DockerResponseServerError { status_code, message })
                 if is_gone(status_code, &message) =>
@@ -193,7 +235,7 @@ impl Engine {
                 Ok(Removal::Gone)
             }
             Err(BollardError::DockerResponseServerError { status_code: 409, message }) => {
-                Ok(Removal::Conflict(message))
+                Ok(Removal::Conflict(conflict_message(&message)))
             }
             Err(e) => Err(api(&format!("remove {}", short(reference)), &e)),
         }
@@ -222,9 +264,12 @@ impl Engine {
     /// The tags of one repository (`app` → `app:v1`, `app:v2`), each with its image: what
     /// `docker save app` saves.
     pub async fn repository_tags(&self, repo: &str) -> Result<Vec<(String, ImageId)>, EngineError> {
-        let filters =
-            std::collections::HashMap::from([("reference".to_string(), vec![repo.to_string()])]);
-        let opts = ListImagesOptions { filters: Some(filters), ..Default::default() };
+        // Podman 4.3's `reference` filter matches nothing given a familiar name (it compares
+        // against `docker.io/library/…`): there the list is filtered here only.
+        let filters = (self.flavor == Flavor::Docker).then(|| {
+            std::collections::HashMap::from([("reference".to_string(), vec![repo.to_string()])])
+        });
+        let opts = ListImagesOptions { filters, ..Default::default() };
         let list = self
             .docker
             .list_images(Some(opts))
@@ -232,7 +277,7 @@ impl Engine {
             .map_err(|e| api(&format!("list {repo}"), &e))?;
         let mut out = Vec::new();
         for img in list {
-            for tag in img.repo_tags {
+            for tag in familiar_tags(img.repo_tags) {
                 // The filter is a pattern; keep exactly this repository's tags.
                 if tag.rsplit_once(':').is_some_and(|(r, _)| r == repo) {
                     out.push((tag, ImageId::new(img.id.clone())));
@@ -274,21 +319,33 @@ impl Engine {
         let mut docker = self.docker.clone();
         docker.set_timeout(Duration::from_secs(TRANSFER_TIMEOUT_SECS));
         let opts = ImportImageOptions { quiet: true, platform: None };
+        // Podman 4.3's API loads only plain tar archives: gzip is unpacked on the way.
+        let body = match self.flavor {
+            Flavor::Docker => body.boxed(),
+            Flavor::Podman => gunzip_if_gzip(body).boxed(),
+        };
         let mut stream = docker.import_image_stream(opts, body, None).boxed();
         let mut lines = Vec::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| api("load", &e))?;
             if let Some(text) = info.stream.or(info.status) {
-                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(familiar_line));
             }
         }
         Ok(lines)
     }
 }
 
-/// `HEAD /_ping` over the socket; the daemon's API version from the `Api-Version` header, `None`
-/// when the answer has no such header (then bollard negotiates). An error means nothing answers.
-async fn ping_api_version(path: &str) -> std::io::Result<Option<ClientVersion>> {
+/// What `/_ping`'s headers say.
+struct Ping {
+    /// The `Api-Version` header; `None` when absent (then bollard negotiates).
+    version: Option<ClientVersion>,
+    flavor: Flavor,
+}
+
+/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers. An error
+/// means nothing answers.
+async fn ping(path: &Path) -> std::io::Result<Ping> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
@@ -301,17 +358,376 @@ async fn ping_api_version(path: &str) -> std::io::Result<Option<ClientVersion>> 
     if read.is_err() {
         return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to /_ping"));
     }
-    Ok(parse_api_version(&String::from_utf8_lossy(&buf)))
+    let head = String::from_utf8_lossy(&buf);
+    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head) })
+}
+
+/// Podman's API service answers `/_ping` with `Libpod-Api-Version`; dockerd does not.
+fn flavor_of_ping(head: &str) -> Flavor {
+    if header(head, "libpod-api-version").is_some() {
+        Flavor::Podman
+    } else {
+        Flavor::Docker
+    }
+}
+
+/// The kind of engine from `/version`'s component names (`Engine` for dockerd, `Podman Engine`).
+fn flavor_of_components<'a>(mut names: impl Iterator<Item = &'a str>) -> Flavor {
+    if names.any(|n| n.starts_with("Podman")) {
+        Flavor::Podman
+    } else {
+        Flavor::Docker
+    }
+}
+
+/// The engine's identity from `info` (see [`Engine::identity`]).
+fn identity_of(
+    flavor: Flavor,
+    id: Option<&str>,
+    name: Option<&str>,
+    root_dir: Option<&str>,
+    host: &str,
+) -> EngineIdentity {
+    let name = name.unwrap_or_default().to_string();
+    let id = match (flavor, id.filter(|id| !id.is_empty())) {
+        (Flavor::Podman, _) => format!("podman:{name}:{}", root_dir.unwrap_or_default()),
+        (Flavor::Docker, Some(id)) => id.to_string(),
+        // Some proxies report no ID: the endpoint is the best identity left.
+        (Flavor::Docker, None) => format!("endpoint:{host}"),
+    };
+    EngineIdentity { id, name, endpoint: host.to_string() }
+}
+
+/// Where a daemon keeps its images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The classic store under a graph driver (`overlay2`, `vfs`, …; Podman's storage too):
+    /// image IDs are config digests, the legacy builder records parents.
+    GraphDriver(String),
+    /// containerd's image store (Docker 24+ with the containerd snapshotter): image IDs are
+    /// manifest or index digests, a replaced image is kept as a `moby-dangling@sha256:…` record
+    /// (or, after a BuildKit rebuild, may not be kept at all), nothing records parents.
+    Containerd,
+}
+
+/// The image store from `info`'s `Driver` and `DriverStatus`.
+fn image_store_of(driver: Option<&str>, status: Option<&[Vec<String>]>) -> ImageStore {
+    let containerd = status.unwrap_or_default().iter().any(|pair| {
+        pair.first().is_some_and(|k| k == "driver-type")
+            && pair.get(1).is_some_and(|v| v == "io.containerd.snapshotter.v1")
+    });
+    if containerd {
+        ImageStore::Containerd
+    } else {
+        ImageStore::GraphDriver(driver.unwrap_or_default().to_string())
+    }
+}
+
+/// One container in imgguard's terms. On either store its `ImageID` is the image's ID as the
+/// image list gives it (containerd's store: the index digest), so "in use" compares like with like.
+fn container_info(c: bollard::models::ContainerSummary) -> ContainerInfo {
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .unwrap_or_default(),
+        image_id: ImageId::new(c.image_id.unwrap_or_default()),
+        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+/// One image inspected, in imgguard's terms (names familiar, the ID in full).
+fn image_info(img: bollard::models::ImageInspect) -> ImageInfo {
+    ImageInfo {
+        id: ImageId::new(img.id.unwrap_or_default()),
+        repo_tags: familiar_tags(img.repo_tags.unwrap_or_default()),
+        created: img.created,
+        size: img.size,
+    }
+}
+
+/// The image list in imgguard's terms, the same facts from every store:
+/// - names familiar, and no pseudo-names (`<none>:<none>`, `<none>@<none>`, containerd's
+///   `moby-dangling@…` records): an image without a real name has no tags;
+/// - one entry per image ID: containerd's store before Docker 25 lists an image once per
+///   platform it holds (same ID each time); the entries are merged (tags and labels united, the
+///   largest size, the earliest creation);
+/// - no parent where the daemon records none (containerd's store never does).
+fn listed_images(list: Vec<bollard::models::ImageSummary>) -> Vec<ListedImage> {
+    let mut out: Vec<ListedImage> = Vec::with_capacity(list.len());
+    let mut at: std::collections::HashMap<ImageId, usize> = std::collections::HashMap::new();
+    for i in list {
+        let image = ListedImage {
+            id: ImageId::new(i.id),
+            parent: Some(i.parent_id).filter(|p| !p.is_empty()).map(ImageId::new),
+            repo_tags: familiar_tags(i.repo_tags),
+            created_s: i.created,
+            size: i.size,
+            labels: i.labels.into_iter().collect(),
+        };
+        match at.get(&image.id) {
+            Some(&k) => {
+                let seen = &mut out[k];
+                for t in image.repo_tags {
+                    if !seen.repo_tags.contains(&t) {
+                        seen.repo_tags.push(t);
+                    }
+                }
+                seen.size = seen.size.max(image.size);
+                seen.created_s = seen.created_s.min(image.created_s);
+                seen.labels.extend(image.labels);
+                if seen.parent.is_none() {
+                    seen.parent = image.parent;
+                }
+            }
+            None => {
+                at.insert(image.id.clone(), out.len());
+                out.push(image);
+            }
+        }
+    }
+    out
+}
+
+/// A tag in the familiar form dockerd reports and users type: Podman spells every name in
+/// full (`docker.io/library/app:v1`, `docker.io/me/app:v1`), dockerd shortens the Docker Hub
+/// ones (`app:v1`, `me/app:v1`). Older daemons list a dangling image as `<none>:<none>`, which is
+/// no tag at all.
+fn familiar_tags(tags: Vec<String>) -> Vec<String> {
+    tags.into_iter()
+        .filter(|t| {
+            t != "<none>:<none>" && t != "<none>@<none>" && !t.starts_with("moby-dangling@")
+        })
+        .map(|t| familiar(&t))
+        .collect()
+}
+
+fn familiar(name: &str) -> String {
+    let short = name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/"));
+    match short {
+        // `docker.io/library/x` is `x`; `docker.io/me/x` is `me/x`. A name whose first part
+        // still looks like a registry would change meaning without its prefix: keep it.
+        Some(rest) if !looks_like_registry(rest) => rest.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// Whether a name's first part names a registry (`host.tld/…`, `host:5000/…`, `localhost/…`).
+fn looks_like_registry(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
+}
+
+/// A daemon message line with the image name in familiar form (`Loaded image: app:v1`).
+fn familiar_line(line: &str) -> String {
+    match line.split_once(": ") {
+        Some((head, name)) if head.starts_with("Loaded image") => {
+            format!("{head}: {}", familiar(name.trim()))
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// The daemon's refusal in its words, less advice imgguard will never take: Podman ends an
+/// in-use conflict with "consider listing external containers and force-removing image".
+fn conflict_message(message: &str) -> String {
+    let one = message.replace('\n', " ");
+    let advice = ": consider listing external containers and force-removing image";
+    one.strip_suffix(advice).unwrap_or(&one).trim().to_string()
+}
+
+/// bollard's refusal of Podman's `stopped` container state (see [`Engine::containers`]).
+fn is_transient_podman_state(e: &BollardError) -> bool {
+    matches!(e, BollardError::JsonDataError { message, .. } if message.contains("unknown variant `stopped`"))
+}
+
+/// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]).
+fn is_podman_list_race(e: &BollardError) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { status_code: 500, message }
+        if message.contains("image not known"))
+}
+
+/// The body, gunzipped when it starts with gzip's magic bytes; as it streams, in constant memory.
+fn gunzip_if_gzip<S>(body: S) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    use std::io::Write as _;
+    enum Kind {
+        /// Before the first chunk.
+        Unknown,
+        Plain,
+        Gzip(Box<flate2::write::GzDecoder<Vec<u8>>>),
+    }
+    struct State<S> {
+        body: std::pin::Pin<Box<S>>,
+        kind: Kind,
+        done: bool,
+    }
+    let state = State { body: Box::pin(body), kind: Kind::Unknown, done: false };
+    futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let Some(item) = st.body.next().await else {
+                st.done = true;
+                let rest = match std::mem::replace(&mut st.kind, Kind::Plain) {
+                    Kind::Gzip(dec) => dec.finish(),
+                    Kind::Unknown | Kind::Plain => return None,
+                };
+                return Some((rest.map(Bytes::from), st));
+            };
+            let chunk = match item {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+            };
+            if matches!(st.kind, Kind::Unknown) {
+                st.kind = if chunk.starts_with(&[0x1f, 0x8b]) {
+                    Kind::Gzip(Box::new(flate2::write::GzDecoder::new(Vec::new())))
+                } else {
+                    Kind::Plain
+                };
+            }
+            let Kind::Gzip(dec) = &mut st.kind else { return Some((Ok(chunk), st)) };
+            if let Err(e) = dec.write_all(&chunk) {
+                st.done = true;
+                return Some((Err(e), st));
+            }
+            let out = std::mem::take(dec.get_mut());
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), st));
+            }
+        }
+    })
+}
+
+/// An image ID in full `sha256:` form (Podman reports deleted IDs bare).
+fn full_id(id: String) -> String {
+    ImageId::new(id).as_str().to_string()
+}
+
+fn header<'a>(head: &'a str, wanted: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim().eq_ignore_ascii_case(wanted).then(|| value.trim())
+    })
 }
 
 /// Reads `Api-Version: 1.41` out of an HTTP response head.
 fn parse_api_version(head: &str) -> Option<ClientVersion> {
-    let value = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("api-version").then(|| value.trim())
-    })?;
+    let value = header(head, "api-version")?;
     let (major, minor) = value.split_once('.')?;
     Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
+}
+
+/// One HTTP exchange over `ssh … docker system dial-stdio`, as the docker CLI reaches an
+/// `ssh://` host: ssh runs the remote docker CLI, which joins its stdin/stdout to the remote
+/// daemon's socket. One ssh process per request (bollard asks a few times per command); it is
+/// killed when the response has been read. The argv is built from the checked endpoint
+/// ([`super::endpoint::SshSpec`]), never through a shell.
+async fn ssh_request(
+    args: Vec<String>,
+    req: BollardRequest,
+) -> Result<hyper::Response<hyper::body::Incoming>, BollardError> {
+    let mut child = tokio::process::Command::new("ssh")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("ssh: cannot run ssh: {e}")))?;
+    // Invariant: all three were set to piped just above.
+    let (stdin, stdout, mut stderr) =
+        (child.stdin.take().unwrap(), child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let io = hyper_util::rt::TokioIo::new(tokio::io::join(stdout, stdin));
+    let why = |e: String, stderr_text: String| {
+        let said = stderr_text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
+        std::io::Error::other(format!("ssh: {}", said.unwrap_or(e)))
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            let e = e.to_string();
+            return Err(why(e, read_all(&mut stderr).await).into());
+        }
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+        drop(child);
+    });
+    let (mut parts, body) = req.into_parts();
+    // Over a pipe the request line carries the path only.
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    parts.uri = path.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+        std::io::Error::other(format!("ssh: bad request path {path}: {e}"))
+    })?;
+    parts.headers.insert(hyper::header::HOST, hyper::header::HeaderValue::from_static("docker"));
+    match sender.send_request(hyper::Request::from_parts(parts, body)).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            let e = e.to_string();
+            Err(why(e, read_all(&mut stderr).await).into())
+        }
+    }
+}
+
+/// What ssh said on stderr, waiting at most a few seconds for it to end.
+async fn read_all(stderr: &mut tokio::process::ChildStderr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stderr.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A failure to connect in one line, sorted by cause: TLS (certificates), ssh, else the
+/// daemon does not answer.
+fn connect_error(endpoint: &Endpoint, e: &BollardError) -> EngineError {
+    let host = endpoint.host.clone();
+    let message = one_line_with_causes(e);
+    if let Some(dir) = &endpoint.tls_dir {
+        let ca = dir.join("ca.pem");
+        let tls = match e {
+            BollardError::CertPathError { path } => {
+                Some(format!("cannot read {} (DOCKER_CERT_PATH)", path.display()))
+            }
+            BollardError::CertParseError { path } => {
+                Some(format!("{} is not a PEM certificate or key", path.display()))
+            }
+            _ if message.contains("UnknownIssuer") || message.contains("NotValidForName") => {
+                Some(format!(
+                    "the daemon's certificate does not verify against {} ({})",
+                    ca.display(),
+                    tls_cause(&message)
+                ))
+            }
+            _ if message.contains("certificate") || message.contains("alert") => {
+                Some(tls_cause(&message).to_string())
+            }
+            _ => None,
+        };
+        if let Some(message) = tls {
+            return EngineError::Tls { endpoint: host, message };
+        }
+    }
+    if let Some(said) = message.split("ssh: ").nth(1).filter(|_| host.starts_with("ssh://")) {
+        return EngineError::Ssh { endpoint: host, message: said.to_string() };
+    }
+    EngineError::Unreachable { endpoint: host, message }
+}
+
+/// The innermost part of a TLS error chain (`… invalid peer certificate: UnknownIssuer`).
+fn tls_cause(message: &str) -> &str {
+    message
+        .find("invalid peer certificate")
+        .or_else(|| message.find("received fatal alert"))
+        .map_or(message, |i| &message[i..])
 }
 
 fn api(what: &str, e: &BollardError) -> EngineError {
@@ -339,6 +755,22 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     inner.to_string().replace('\n', " ")
 }
 
+/// The error and its causes on one line (hyper hides the cause of a failed connection, such
+/// as a refused certificate, in its source chain).
+fn one_line_with_causes(e: &BollardError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text.replace('\n', " ")
+}
+
 fn one_line(e: &BollardError) -> String {
     e.to_string().replace('\n', " ")
 }
@@ -364,5 +796,212 @@ mod tests {
         assert!(is_gone(500, "No such image: sha256:abc"));
         assert!(!is_gone(409, "conflict: unable to delete abc (must be forced) - image is being used by stopped container 1"));
         assert!(!is_gone(500, "driver failed"));
+    }
+
+    #[test]
+    fn podman_is_told_by_its_ping_header_or_version_components() {
+        let podman = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\n\r\n";
+        assert_eq!(flavor_of_ping(podman), Flavor::Podman);
+        assert_eq!(flavor_of_ping("HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\n\r\n"), Flavor::Docker);
+        let names = ["Podman Engine", "Conmon", "OCI Runtime (runc)"];
+        assert_eq!(flavor_of_components(names.into_iter()), Flavor::Podman);
+        let names = ["Engine", "containerd", "runc", "docker-init"];
+        assert_eq!(flavor_of_components(names.into_iter()), Flavor::Docker);
+    }
+
+    #[test]
+    fn podman_identity_is_host_and_storage_not_its_random_id() {
+        let p = |id| {
+            identity_of(
+                Flavor::Podman,
+                Some(id),
+                Some("vm"),
+                Some("/var/lib/containers/storage"),
+                "unix:///p.sock",
+            )
+        };
+        // Podman 4.3 answers each `info` with a new UUID: the identity must not follow it.
+        assert_eq!(
+            p("23efedaf-379f-46b8-9bf6-6603dbdddcd1"),
+            p("0d1b4bd9-e147-4685-b06f-dbfe7802cc82")
+        );
+        assert_eq!(p("x").id, "podman:vm:/var/lib/containers/storage");
+        let d = identity_of(
+            Flavor::Docker,
+            Some("ND4D:36XV"),
+            Some("vm"),
+            Some("/var/lib/docker"),
+            "h",
+        );
+        assert_eq!(d.id, "ND4D:36XV");
+        assert_eq!(
+            identity_of(Flavor::Docker, Some(""), None, None, "tcp://h:2375").id,
+            "endpoint:tcp://h:2375"
+        );
+    }
+
+    #[test]
+    fn names_are_familiar_as_dockerd_prints_them() {
+        let tags = vec![
+            "docker.io/library/app:v1".to_string(),
+            "docker.io/me/app:v1".to_string(),
+            "quay.io/me/app:v1".to_string(),
+            "docker.io/localhost:5000/app:v1".to_string(),
+            "localhost/app:v1".to_string(),
+            "app:v1".to_string(),
+            "<none>:<none>".to_string(),
+        ];
+        assert_eq!(
+            familiar_tags(tags),
+            [
+                "app:v1",
+                "me/app:v1",
+                "quay.io/me/app:v1",
+                "docker.io/localhost:5000/app:v1",
+                "localhost/app:v1",
+                "app:v1"
+            ]
+        );
+        assert_eq!(familiar_line("Loaded image: docker.io/library/app:v1"), "Loaded image: app:v1");
+        assert_eq!(familiar_line("Loaded image ID: sha256:abc"), "Loaded image ID: sha256:abc");
+        assert_eq!(full_id("abc".repeat(21) + "d"), format!("sha256:{}d", "abc".repeat(21)));
+    }
+
+    #[test]
+    fn conflicts_keep_the_daemons_words_but_not_advice_to_force() {
+        let podman = "image app:v1 is in use: image used by 38e922ccce05: image is in use by a \
+                      container: consider listing external containers and force-removing image";
+        assert_eq!(
+            conflict_message(podman),
+            "image app:v1 is in use: image used by 38e922ccce05: image is in use by a container"
+        );
+        let docker = "conflict: unable to remove repository reference \"app:v1\" (must force) - \
+                      container 38e922ccce05 is using its referenced image 2c26b943c5be";
+        assert_eq!(conflict_message(docker), docker);
+    }
+
+    fn images_of(json: &str) -> Vec<ListedImage> {
+        listed_images(serde_json::from_str(json).expect("an image list bollard accepts"))
+    }
+
+    /// What the core decides from, without the store-specific IDs: each image's tags (sorted),
+    /// whether it is dangling, and its labels.
+    fn facts(list: &[ListedImage], with_labels: bool) -> Vec<(Vec<String>, bool, Vec<String>)> {
+        let mut out: Vec<_> = list
+            .iter()
+            .map(|i| {
+                let mut tags = i.repo_tags.clone();
+                tags.sort();
+                let labels = if with_labels {
+                    i.labels.iter().map(|(k, v)| format!("{k}={v}")).collect()
+                } else {
+                    Vec::new()
+                };
+                (tags, i.repo_tags.is_empty(), labels)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_image_store_is_detected_from_info() {
+        let info: bollard::models::SystemInfo =
+            serde_json::from_str(include_str!("testdata/containerd29-info.json")).unwrap();
+        assert_eq!(
+            image_store_of(info.driver.as_deref(), info.driver_status.as_deref()),
+            ImageStore::Containerd
+        );
+        let overlay2 = vec![
+            vec!["Backing Filesystem".to_string(), "extfs".to_string()],
+            vec!["Supports d_type".to_string(), "true".to_string()],
+        ];
+        assert_eq!(
+            image_store_of(Some("overlay2"), Some(&overlay2)),
+            ImageStore::GraphDriver("overlay2".into())
+        );
+        assert_eq!(image_store_of(Some("vfs"), None), ImageStore::GraphDriver("vfs".into()));
+    }
+
+    #[test]
+    fn containerd_stores_give_the_core_the_same_facts_as_a_graph_driver() {
+        let graph = images_of(include_str!("testdata/graphdriver-images.json"));
+        let c24 = images_of(include_str!("testdata/containerd24-images.json"));
+        let c29 = images_of(include_str!("testdata/containerd29-images.json"));
+        // Docker 24 lists base:1 once per platform held: one image for the core.
+        assert_eq!((graph.len(), c24.len(), c29.len()), (3, 3, 3));
+        let base = c24.iter().find(|i| i.repo_tags == ["base:1"]).unwrap();
+        assert_eq!(base.size, 14_680_064, "the largest of its platform entries");
+        // The same tags and the same dangling image on every store; Docker 29 also lists the
+        // labels (Docker 24's containerd store lists none: a caveat of `--label` there).
+        assert_eq!(facts(&c24, false), facts(&graph, false));
+        assert_eq!(facts(&c29, true), facts(&graph, true));
+        let expected = vec![
+            (Vec::new(), true, Vec::new()),
+            (vec!["app:v1".to_string()], false, Vec::new()),
+            (vec!["base:1".to_string()], false, Vec::new()),
+        ];
+        assert_eq!(facts(&c24, false), expected);
+        // Nothing records parents on containerd: no image looks like an intermediate layer.
+        assert!(c24.iter().chain(&c29).all(|i| i.parent.is_none()));
+        // IDs are the digests the list gives, in full.
+        assert!(c29
+            .iter()
+            .all(|i| i.id.as_str().starts_with("sha256:") && i.id.as_str().len() == 71));
+    }
+
+    #[test]
+    fn a_container_names_its_image_by_the_id_the_image_list_uses() {
+        let json = r#"[{"Id": "38e922ccce05d4aaf516a683c85e1f9731c9e0b3f41c645c073adf87d9a3aa42",
+            "Names": ["/web"], "Image": "app:v1",
+            "ImageID": "sha256:3b4a59687786950a4b3c2d1e0f9e8d7c6b5a4938271605f4e3d2c1b0a9f8e7d6",
+            "ImageManifestDescriptor": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+              "digest": "sha256:7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a39281706f5e4d3c2b1a09f8e",
+              "size": 1234, "platform": {"architecture": "amd64", "os": "linux"}},
+            "Command": "/pause", "Created": 1764668500, "State": "running", "Status": "Up 5 minutes",
+            "Labels": {}, "Mounts": []}]"#;
+        let list: Vec<bollard::models::ContainerSummary> = serde_json::from_str(json).unwrap();
+        let c = container_info(list.into_iter().next().unwrap());
+        assert_eq!((c.name.as_str(), c.state.as_str()), ("web", "running"));
+        let images = images_of(include_str!("testdata/containerd29-images.json"));
+        let used = images.iter().find(|i| i.id == c.image_id).expect("the dangling image");
+        assert!(used.repo_tags.is_empty());
+    }
+
+    #[test]
+    fn an_inspected_image_on_containerd_is_named_familiarly() {
+        let json = r#"{"Id": "sha256:5c7e2f0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d",
+            "RepoTags": ["docker.io/library/app:v1", "docker.io/me/app:v1"],
+            "RepoDigests": ["docker.io/library/app@sha256:5c7e2f0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"],
+            "Created": "2026-12-02T10:40:00Z", "Size": 10485760,
+            "Descriptor": {"mediaType": "application/vnd.oci.image.index.v1+json",
+              "digest": "sha256:5c7e2f0d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d", "size": 856}}"#;
+        let info = image_info(serde_json::from_str(json).unwrap());
+        assert_eq!(info.repo_tags, ["app:v1", "me/app:v1"]);
+        assert_eq!(info.id.short(), "sha256:5c7e2f0d9a8b");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn gzip_is_unpacked_on_the_way_and_plain_passes_untouched() {
+        use std::io::Write as _;
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&data).unwrap();
+        let gz = enc.finish().unwrap();
+        let chunks = |bytes: &[u8]| {
+            let v: Vec<Result<Bytes, std::io::Error>> =
+                bytes.chunks(4096).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+            futures_util::stream::iter(v)
+        };
+        let collect = |s: Vec<Result<Bytes, std::io::Error>>| {
+            s.into_iter().flat_map(|b| b.unwrap().to_vec()).collect::<Vec<u8>>()
+        };
+        let out: Vec<_> = gunzip_if_gzip(chunks(&gz)).collect().await;
+        assert_eq!(collect(out), data);
+        let out: Vec<_> = gunzip_if_gzip(chunks(&data)).collect().await;
+        assert_eq!(collect(out), data);
+        // A truncated gzip stream is an error, not a short archive.
+        let out: Vec<_> = gunzip_if_gzip(chunks(&gz[..gz.len() / 2])).collect().await;
+        assert!(out.iter().any(Result::is_err));
     }
 }

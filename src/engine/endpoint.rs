@@ -59,6 +59,130 @@ impl Endpoint {
     }
 }
 
+/// Where an endpoint's host leads, checked: what [`super::docker::Engine::connect`] dials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `unix:///path`.
+    Unix(PathBuf),
+    /// `tcp://host:port` (also `http://` / `https://`), as `host:port`; the port defaults as the
+    /// docker CLI's does (2376 with TLS, else 2375).
+    Tcp(String),
+    /// `ssh://[user@]host[:port]`: the docker CLI's way, `ssh … docker system dial-stdio`.
+    Ssh(SshSpec),
+}
+
+/// The parts of an `ssh://` endpoint, each handed to `ssh` as its own argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSpec {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshSpec {
+    /// The `ssh` argv (after the program name) that runs `docker system dial-stdio` on the
+    /// host, as the docker CLI builds it.
+    pub fn dial_stdio_args(&self) -> Vec<String> {
+        let mut args = vec!["-o".to_string(), "ConnectTimeout=30".to_string(), "-T".to_string()];
+        if let Some(user) = &self.user {
+            args.extend(["-l".to_string(), user.clone()]);
+        }
+        if let Some(port) = self.port {
+            args.extend(["-p".to_string(), port.to_string()]);
+        }
+        args.extend(["--", &self.host, "docker", "system", "dial-stdio"].map(str::to_string));
+        args
+    }
+}
+
+impl Endpoint {
+    /// Checks the host and says where it leads; a malformed one is bad input
+    /// ([`EngineError::BadEndpoint`]), named in one line.
+    pub fn target(&self) -> Result<Target, EngineError> {
+        let host = self.host.as_str();
+        let bad = |message: &str| EngineError::BadEndpoint {
+            endpoint: host.to_string(),
+            message: message.to_string(),
+        };
+        let Some((scheme, rest)) = host.split_once("://") else {
+            return Err(bad("expected unix:///path, tcp://host:port or ssh://[user@]host[:port]"));
+        };
+        match scheme {
+            "unix" => {
+                if rest.is_empty() {
+                    return Err(bad("no socket path after unix://"));
+                }
+                Ok(Target::Unix(PathBuf::from(rest)))
+            }
+            "tcp" | "http" | "https" => {
+                let addr = rest.strip_suffix('/').unwrap_or(rest);
+                if addr.is_empty() {
+                    return Err(bad(&format!("no address after {scheme}://")));
+                }
+                if addr.contains('/') {
+                    return Err(bad("a path after the address is not supported"));
+                }
+                let (name, port) = split_port(addr).map_err(|m| bad(&m))?;
+                if name.is_empty() {
+                    return Err(bad("no host name before the port"));
+                }
+                let port = port.unwrap_or(if self.tls_dir.is_some() { 2376 } else { 2375 });
+                Ok(Target::Tcp(format!("{name}:{port}")))
+            }
+            "ssh" => {
+                let rest = rest.strip_suffix('/').unwrap_or(rest);
+                if rest.contains('/') {
+                    return Err(bad("ssh:// takes no path (as the docker CLI)"));
+                }
+                let (user, addr) = match rest.rsplit_once('@') {
+                    Some((u, a)) if !u.is_empty() => (Some(u.to_string()), a),
+                    Some(_) => return Err(bad("empty user name before @")),
+                    None => (None, rest),
+                };
+                let (name, port) = split_port(addr).map_err(|m| bad(&m))?;
+                if name.is_empty() {
+                    return Err(bad("no host after ssh://"));
+                }
+                if name.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
+                    return Err(bad("a host or user name may not start with -"));
+                }
+                Ok(Target::Ssh(SshSpec { user, host: name.to_string(), port }))
+            }
+            "npipe" => Err(EngineError::Unsupported {
+                endpoint: host.to_string(),
+                message: "named pipes exist on Windows only".into(),
+            }),
+            _ => Err(bad(&format!(
+                "unknown scheme {scheme}:// (expected unix://, tcp:// or ssh://)"
+            ))),
+        }
+    }
+}
+
+/// `host:port` → (host, port); `[v6]:port` keeps its brackets; no port → `None`.
+fn split_port(addr: &str) -> Result<(&str, Option<u16>), String> {
+    let (name, port) = if addr.starts_with('[') {
+        match addr.split_once("]:") {
+            Some((h, p)) => (&addr[..=h.len()], Some(p)),
+            None => (addr, None),
+        }
+    } else {
+        match addr.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (addr, None),
+        }
+    };
+    match port {
+        None => Ok((name, None)),
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .map(|p| (name, Some(p)))
+            .ok_or_else(|| format!("`{p}` is not a port number")),
+    }
+}
+
 #[derive(Deserialize)]
 struct ConfigJson {
     #[serde(rename = "currentContext", default)]
@@ -246,6 +370,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("docker context `nope`: context not found"), "{e}");
+    }
+
+    fn target(host: &str) -> Result<Target, String> {
+        let e = Endpoint { host: host.into(), context: None, tls_dir: None, tls_verify: false };
+        e.target().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn endpoints_are_checked_before_dialing() {
+        assert_eq!(target("unix:///run/d.sock"), Ok(Target::Unix("/run/d.sock".into())));
+        assert_eq!(target("tcp://10.0.0.1:2376"), Ok(Target::Tcp("10.0.0.1:2376".into())));
+        assert_eq!(target("tcp://h"), Ok(Target::Tcp("h:2375".into())));
+        assert_eq!(target("tcp://[::1]:99"), Ok(Target::Tcp("[::1]:99".into())));
+        assert_eq!(
+            target("ssh://me@box:2222"),
+            Ok(Target::Ssh(SshSpec {
+                user: Some("me".into()),
+                host: "box".into(),
+                port: Some(2222)
+            }))
+        );
+        assert_eq!(
+            target("ssh://box"),
+            Ok(Target::Ssh(SshSpec { user: None, host: "box".into(), port: None }))
+        );
+        for (host, message) in [
+            ("tcp://", "invalid Docker endpoint `tcp://`: no address after tcp://"),
+            ("tcp://h:x", "invalid Docker endpoint `tcp://h:x`: `x` is not a port number"),
+            ("tcp://:2375", "invalid Docker endpoint `tcp://:2375`: no host name before the port"),
+            ("unix://", "invalid Docker endpoint `unix://`: no socket path after unix://"),
+            ("ssh://", "invalid Docker endpoint `ssh://`: no host after ssh://"),
+            ("ssh://-oProxyCommand=x", "invalid Docker endpoint `ssh://-oProxyCommand=x`: a host or user name may not start with -"),
+            ("ssh://h/path", "invalid Docker endpoint `ssh://h/path`: ssh:// takes no path (as the docker CLI)"),
+            ("ftp://h", "invalid Docker endpoint `ftp://h`: unknown scheme ftp:// (expected unix://, tcp:// or ssh://)"),
+            ("localhost", "invalid Docker endpoint `localhost`: expected unix:///path, tcp://host:port or ssh://[user@]host[:port]"),
+        ] {
+            assert_eq!(target(host), Err(message.to_string()), "{host}");
+        }
+    }
+
+    #[test]
+    fn ssh_argv_is_the_docker_clis() {
+        let spec = SshSpec { user: Some("me".into()), host: "box".into(), port: Some(2222) };
+        assert_eq!(
+            spec.dial_stdio_args().join(" "),
+            "-o ConnectTimeout=30 -T -l me -p 2222 -- box docker system dial-stdio"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 pub mod docker;
 pub mod endpoint;
 
-pub use docker::Engine;
+pub use docker::{Engine, Flavor, ImageStore};
 pub use endpoint::Endpoint;
 
 pub use crate::core::image::{
@@ -23,6 +23,16 @@ pub enum EngineError {
     /// The docker context named in the environment or config.json cannot be used.
     #[error("docker context `{name}`: {message}")]
     Context { name: String, message: String },
+    /// The endpoint is malformed: bad input, not an unreachable daemon.
+    #[error("invalid Docker endpoint `{endpoint}`: {message}")]
+    BadEndpoint { endpoint: String, message: String },
+    /// The TLS connection failed: the daemon's certificate does not verify, or the client's own
+    /// certificate files cannot be used.
+    #[error("TLS to {endpoint}: {message}")]
+    Tls { endpoint: String, message: String },
+    /// ssh to an `ssh://` endpoint failed (ssh's own words).
+    #[error("ssh to {endpoint}: {message}")]
+    Ssh { endpoint: String, message: String },
     /// The endpoint is of a kind imgguard cannot talk to.
     #[error("unsupported Docker endpoint `{endpoint}`: {message}")]
     Unsupported { endpoint: String, message: String },

@@ -37,6 +37,25 @@ pub(crate) fn json(value: &impl Serialize) -> Result<(), Error> {
         .map_err(|e| Error::io("stdout", e))
 }
 
+/// Writes `value` as pretty JSON to `path`: a temporary file beside it, renamed into place, so
+/// a reader never sees half a document.
+pub(crate) fn json_file(path: &std::path::Path, value: &impl Serialize) -> Result<(), Error> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".imgguard-report-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    serde_json::to_writer_pretty(&mut temp, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(temp))
+        .map_err(|e| Error::io(path, e))?;
+    temp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
 /// A size for people, in binary units (`7.00 MiB`), the same in every command.
 pub(crate) fn size(bytes: u64) -> String {
     BinaryBytes(bytes).to_string()

@@ -140,7 +140,10 @@ fn sarif_is_valid_2_1_0() {
     let run = &log["runs"][0];
     assert_eq!(log["version"], "2.1.0");
     assert_eq!(run["tool"]["driver"]["name"], "imgguard");
-    assert_eq!(run["tool"]["driver"]["rules"].as_array().unwrap().len(), 4);
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), imgguard::core::guard::RULES.len());
+    let fixes = &results_with_fixes(&log);
+    assert_eq!(fixes, &[".gitlab-ci.yml"], "the IG003 rebuild carries its fix");
     let base = run["originalUriBaseIds"]["%SRCROOT%"]["uri"].as_str().unwrap();
     assert!(base.starts_with("file:///") && base.ends_with('/'), "{base}");
     let results = run["results"].as_array().unwrap();
@@ -314,4 +317,20 @@ fn staged_outside_a_repository_exits_2() {
     let out = imgguard(t.path(), &["check", "--staged"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("is not inside a git repository"), "{}", out.stderr);
+}
+
+/// The URIs of the results that carry SARIF `fixes`.
+fn results_with_fixes(log: &serde_json::Value) -> Vec<String> {
+    log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("fixes").is_some())
+        .map(|r| {
+            r["fixes"][0]["artifactChanges"][0]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }

@@ -262,3 +262,26 @@ fn shell_scripts_are_shellcheck_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A script with a Latin-1 byte in a comment is scanned like any other: the push of a forced
+/// removal in it is refused.
+#[test]
+fn push_of_a_latin1_script_with_a_finding_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = repo_with_remote(t.path());
+    assert_eq!(imgguard(&repo, &["hook", "install"]).code, 0);
+    let before = remote_head(&repo, "main").unwrap();
+    std::fs::create_dir_all(repo.join("ops")).unwrap();
+    std::fs::write(
+        repo.join("ops/purge.sh"),
+        b"#!/bin/sh\n# nettoy\xe9 chaque nuit\ndocker rmi --force app:old\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "ops/purge.sh"]);
+    git(&repo, &["commit", "-q", "-m", "purge"]);
+    let out = push(&repo, &["origin", "main"]);
+    assert_ne!(out.code, 0, "push should be refused: {out:?}");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(said.contains("ops/purge.sh:3:1: error[IG002]"), "{said}");
+    assert_eq!(remote_head(&repo, "main").unwrap(), before);
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::rules::{RuleId, Severity, CATALOGUE};
+use super::rules::{RuleId, Severity, RULES};
 use super::Finding;
 
 /// A path as every format prints it: relative, `/`-separated.
@@ -195,6 +195,38 @@ struct SarifResult {
     message: SarifText,
     locations: Vec<SarifLocation>,
     partial_fingerprints: serde_json::Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fixes: Vec<SarifFix>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifFix {
+    description: SarifText,
+    artifact_changes: Vec<SarifChange>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifChange {
+    artifact_location: SarifArtifact,
+    replacements: Vec<SarifReplacement>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifReplacement {
+    deleted_region: SarifDeleted,
+    inserted_content: SarifText,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifDeleted {
+    start_line: usize,
+    start_column: usize,
+    end_line: usize,
+    end_column: usize,
 }
 
 #[derive(Serialize)]
@@ -250,7 +282,7 @@ fn uri_escape(path: &str) -> String {
 /// SARIF 2.1.0 with every rule described, relative URIs against `%SRCROOT%`, and the root's
 /// absolute `file://` URI (when known) as that base's original location.
 pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
-    let rules = CATALOGUE
+    let rules = RULES
         .iter()
         .map(|r| SarifRule {
             id: r.id.as_str(),
@@ -285,6 +317,7 @@ pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
             partial_fingerprints: serde_json::json!({
                 "imgguard/v1": format!("{}:{}:{}", f.rule, slash_path(&f.path), f.excerpt.trim()),
             }),
+            fixes: sarif_fixes(f),
         })
         .collect();
     let log = SarifLog {
@@ -311,6 +344,36 @@ pub fn sarif(findings: &[Finding], root_uri: Option<&str>) -> String {
     s
 }
 
+/// The finding's edits as one SARIF fix (none when it has no edits).
+fn sarif_fixes(f: &Finding) -> Vec<SarifFix> {
+    if f.edits.is_empty() {
+        return Vec::new();
+    }
+    let replacements = f
+        .edits
+        .iter()
+        .map(|e| SarifReplacement {
+            deleted_region: SarifDeleted {
+                start_line: e.start_line,
+                start_column: e.start_column,
+                end_line: e.end_line,
+                end_column: e.end_column,
+            },
+            inserted_content: SarifText { text: e.replacement.clone() },
+        })
+        .collect();
+    vec![SarifFix {
+        description: SarifText { text: f.fix.clone() },
+        artifact_changes: vec![SarifChange {
+            artifact_location: SarifArtifact {
+                uri: uri_escape(&slash_path(&f.path)),
+                uri_base_id: SRCROOT,
+            },
+            replacements,
+        }],
+    }]
+}
+
 fn rule_index(rule: RuleId) -> usize {
     rule as usize
 }
@@ -331,6 +394,7 @@ mod tests {
             message: "m, with: 100%".into(),
             fix: "f".into(),
             excerpt: "docker save x".into(),
+            edits: Vec::new(),
         }
     }
 

@@ -1,5 +1,11 @@
-//! The rule catalogue (stable IDs IG001–IG004 that other tools and CI key on), severities, and the
-//! `check:` section of `.imgguard.yml` turned into effective [`Rules`]. Pure: no I/O.
+//! The rule registry: every rule is ONE entry of [`registry!`] below (ID, name, default
+//! severity, summary, why, fix text, check function, automatic fix), and everything else — the
+//! [`RuleId`] enum, [`RuleId::ALL`], the "known:" lists of errors, SARIF's rule list, the docs
+//! table test — is derived from it. Also the severities and the `check:` section of
+//! `.imgguard.yml` turned into effective [`Rules`]. Pure: no I/O.
+//!
+//! Adding IG005: write its check function in [`super::checks`], add one entry here, add its
+//! table tests (`tests/guard.rs`) and a row in `docs/check.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,36 +13,108 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-/// A rule's stable identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RuleId {
+use super::checks::{self, CheckFn};
+
+/// Declares the rules: the `RuleId` enum, `RuleId::ALL` and the `RULES` table, from one list.
+macro_rules! registry {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $code:literal {
+            name: $name:literal,
+            severity: $severity:ident,
+            summary: $summary:expr,
+            why: $why:expr,
+            fix: $fix:expr,
+            check: $check:path,
+            autofix: $autofix:ident $(,)?
+        }
+    ),+ $(,)?) => {
+        /// A rule's stable identifier (other tools and CI key on it).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RuleId {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl RuleId {
+            /// Every rule, in ID order.
+            pub const ALL: &'static [RuleId] = &[$(RuleId::$variant),+];
+        }
+
+        /// The registry, indexed by `RuleId as usize`.
+        pub static RULES: &[RuleInfo] = &[$(
+            RuleInfo {
+                id: RuleId::$variant,
+                code: $code,
+                name: $name,
+                default_severity: Severity::$severity,
+                summary: $summary,
+                why: $why,
+                fix: $fix,
+                check: $check,
+                autofix: Autofix::$autofix,
+            },
+        )+];
+    };
+}
+
+registry! {
     /// `docker save` of an image ID or digest-only reference.
-    Ig001,
+    Ig001 = "IG001" {
+        name: "id-only-save",
+        severity: Error,
+        summary: "`docker save` of an image ID or digest-only reference",
+        why: "the archive records no repository:tag, so `docker load` brings it back as a \
+              <none>:<none> image",
+        fix: "save by name:tag (`docker save -o app.tar app:1.2`), or use `imgguard save`",
+        check: checks::id_only_save,
+        autofix: None,
+    },
     /// `docker rmi -f` and friends.
-    Ig002,
+    Ig002 = "IG002" {
+        name: "forced-image-removal",
+        severity: Error,
+        summary: "forced image removal (`docker rmi -f`, `docker image rm --force`)",
+        why: "a forced removal untags images that containers still use and leaves them as \
+              <none>:<none>",
+        fix: "drop -f/--force (docker then refuses to remove images in use), or remove only \
+              dangling images with `docker image prune`",
+        check: checks::forced_removal,
+        autofix: Default,
+    },
     /// `docker build -t X`: the previous image of X dangles.
-    Ig003,
+    Ig003 = "IG003" {
+        name: "plain-rebuild-of-fixed-tag",
+        severity: Note,
+        summary: "plain rebuild of a fixed tag (`docker build -t X`)",
+        why: "the tag moves to the new image and the previous one is left dangling as \
+              <none>:<none>",
+        fix: "use `imgguard build -t X …`, which records the lineage and removes the superseded \
+              image when nothing uses it",
+        check: checks::plain_rebuild,
+        autofix: OnRequest,
+    },
     /// `docker system prune -a`, `docker image prune -a`.
-    Ig004,
+    Ig004 = "IG004" {
+        name: "blanket-prune",
+        severity: Warning,
+        summary: "blanket prune (`docker system prune -a`, `docker image prune -a`)",
+        why: "`-a` removes every image without a container, tagged or not, including ones \
+              still needed",
+        fix: "prune only dangling images (`docker image prune` without -a), or `imgguard prune`",
+        check: checks::blanket_prune,
+        autofix: None,
+    },
 }
 
 impl RuleId {
-    /// Every rule, in ID order.
-    pub const ALL: [RuleId; 4] = [RuleId::Ig001, RuleId::Ig002, RuleId::Ig003, RuleId::Ig004];
-
     /// The ID as written in output, config and inline ignores (`IG001`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RuleId::Ig001 => "IG001",
-            RuleId::Ig002 => "IG002",
-            RuleId::Ig003 => "IG003",
-            RuleId::Ig004 => "IG004",
-        }
+        self.info().code
     }
 
-    /// The rule's description.
+    /// The rule's registry entry.
     pub fn info(self) -> &'static RuleInfo {
-        &CATALOGUE[self as usize]
+        &RULES[self as usize]
     }
 }
 
@@ -46,9 +124,14 @@ impl fmt::Display for RuleId {
     }
 }
 
+/// Every rule ID, comma-separated (`IG001, IG002, …`), for error messages.
+pub fn known_ids() -> String {
+    RuleId::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+}
+
 /// A rule ID that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown rule `{0}` (known: IG001, IG002, IG003, IG004)")]
+#[error("unknown rule `{0}` (known: {known})", known = known_ids())]
 pub struct UnknownRule(pub String);
 
 impl FromStr for RuleId {
@@ -56,7 +139,8 @@ impl FromStr for RuleId {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         RuleId::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| UnknownRule(s.trim().to_string()))
     }
@@ -91,11 +175,24 @@ impl fmt::Display for Severity {
     }
 }
 
-/// What the catalogue says about one rule.
+/// Whether `imgguard check --fix` may rewrite a rule's findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Autofix {
+    /// No automatic fix; the message carries what to do.
+    None,
+    /// Applied by a bare `--fix`.
+    Default,
+    /// Applied only when named (`--fix=IG003`): the fix adds a dependency.
+    OnRequest,
+}
+
+/// One registry entry: what is known about one rule.
 #[derive(Debug)]
 pub struct RuleInfo {
     /// The stable ID.
     pub id: RuleId,
+    /// The ID as written (`IG001`).
+    pub code: &'static str,
     /// A short kebab-case name (SARIF `name`).
     pub name: &'static str,
     /// The severity unless the configuration changes it.
@@ -106,49 +203,11 @@ pub struct RuleInfo {
     pub why: &'static str,
     /// What to do instead.
     pub fix: &'static str,
+    /// Judges one engine command line.
+    pub(crate) check: CheckFn,
+    /// Whether `--fix` applies this rule's edits.
+    pub autofix: Autofix,
 }
-
-/// The catalogue, indexed by `RuleId as usize`.
-pub static CATALOGUE: [RuleInfo; 4] = [
-    RuleInfo {
-        id: RuleId::Ig001,
-        name: "id-only-save",
-        default_severity: Severity::Error,
-        summary: "`docker save` of an image ID or digest-only reference",
-        why: "the archive records no repository:tag, so `docker load` brings it back as a \
-              <none>:<none> image",
-        fix: "save by name:tag (`docker save -o app.tar app:1.2`), or use `imgguard save`",
-    },
-    RuleInfo {
-        id: RuleId::Ig002,
-        name: "forced-image-removal",
-        default_severity: Severity::Error,
-        summary: "forced image removal (`docker rmi -f`, `docker image rm --force`)",
-        why: "a forced removal untags images that containers still use and leaves them as \
-              <none>:<none>",
-        fix: "drop -f/--force (docker then refuses to remove images in use), or remove only \
-              dangling images with `docker image prune`",
-    },
-    RuleInfo {
-        id: RuleId::Ig003,
-        name: "plain-rebuild-of-fixed-tag",
-        default_severity: Severity::Note,
-        summary: "plain rebuild of a fixed tag (`docker build -t X`)",
-        why: "the tag moves to the new image and the previous one is left dangling as \
-              <none>:<none>",
-        fix: "use `imgguard build -t X …`, which records the lineage and removes the superseded \
-              image when nothing uses it",
-    },
-    RuleInfo {
-        id: RuleId::Ig004,
-        name: "blanket-prune",
-        default_severity: Severity::Warning,
-        summary: "blanket prune (`docker system prune -a`, `docker image prune -a`)",
-        why: "`-a` removes every image without a container, tagged or not, including ones \
-              still needed",
-        fix: "prune only dangling images (`docker image prune` without -a), or `imgguard prune`",
-    },
-];
 
 /// One rule's setting in `.imgguard.yml`: `off` or a severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -187,12 +246,12 @@ pub struct CheckSettings {
 /// The effective severity of each rule (`None`: disabled).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
-    severity: [Option<Severity>; 4],
+    severity: Vec<Option<Severity>>,
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { severity: RuleId::ALL.map(|r| Some(r.info().default_severity)) }
+        Rules { severity: RULES.iter().map(|r| Some(r.default_severity)).collect() }
     }
 }
 
@@ -224,10 +283,15 @@ mod tests {
 
     #[test]
     fn catalogue_is_indexed_by_id() {
-        for rule in RuleId::ALL {
+        for &rule in RuleId::ALL {
             assert_eq!(rule.info().id, rule);
             assert_eq!(rule.as_str().parse::<RuleId>().unwrap(), rule);
         }
+    }
+
+    #[test]
+    fn known_lists_every_rule() {
+        assert_eq!(known_ids().matches("IG0").count(), RULES.len());
     }
 
     #[test]

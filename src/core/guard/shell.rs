@@ -3,22 +3,19 @@
 //! shell, `xargs`, awk `system()` and variables judged by where they were assigned. Pure: it is
 //! given a [`Snippet`] and returns hits at offsets of the original file.
 //!
-//! Parser choice (evaluated for issue 6): **tree-sitter with tree-sitter-bash**. It is the
-//! maintained grammar behind GitHub's code navigation and most editors, gives a byte range for
-//! every node (so a finding inside a YAML block scalar maps back exactly through the snippet's
-//! byte map), and recovers from syntax errors locally: CI fragments full of `${{ … }}`, Make or
-//! Jinja leftovers still yield a tree in which the intact commands are found. The Rust shell
-//! parsers were weaker fits: brush-parser (maintained) needs Rust 1.88 (above this crate's
-//! 1.85), keeps positions only on tokens and rejects a whole script on the first syntax error;
-//! conch-parser has been unmaintained since 2019; yash-syntax is POSIX-only and async. The cost
-//! is one C file compiled by `cc` (about a minute, once).
+//! The parser is tree-sitter-bash; why, and what else was weighed:
+//! `docs/decisions/0001-shell-parser.md`.
 
 use std::collections::HashMap;
 
-use tree_sitter::{Node, Parser};
+use std::ops::Range;
 
-use super::rules::RuleId;
+use tree_sitter::{Node, Parser, Tree};
+
+use super::checks::{id_like, is_short_cluster_with, Call};
+use super::rules::{RuleId, RULES};
 use super::snippet::Snippet;
+use super::Edit;
 use crate::core::reference::Reference;
 
 /// One rule match, at byte offsets of the ORIGINAL file.
@@ -32,11 +29,31 @@ pub struct Hit {
     pub end: usize,
     /// What was found, in the file's own words.
     pub message: String,
+    /// The edits that fix it (empty when the rule has no fix for this spelling).
+    pub edits: Vec<Edit>,
+    /// The function the command runs through when it is defined in another file: the hit
+    /// stands only if that file shows the function runs its arguments.
+    pub via: Option<String>,
+}
+
+/// A `docker compose build` command, at offsets of the ORIGINAL file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposeCall {
+    /// Where the command word starts.
+    pub start: usize,
+    /// Where the command ends.
+    pub end: usize,
+    /// `docker compose` or `docker-compose`.
+    pub command: String,
+    /// The `-f` files.
+    pub files: Vec<String>,
+    /// The services named.
+    pub services: Vec<String>,
 }
 
 /// What a word, variable or command output holds, judged by where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prov {
+pub(crate) enum Prov {
     /// Nothing known.
     Unknown,
     /// Image names (`name:tag`, `--format '{{.Repository}}:{{.Tag}}'`).
@@ -44,36 +61,158 @@ enum Prov {
     /// Image IDs or digest-only references (`docker images -q`); `dangling` when filtered to
     /// `dangling=true` or `<none>` rows.
     Ids { dangling: bool },
-    /// The table `docker images` prints (repository, tag, ID columns).
-    Table { dangling: bool },
+    /// A table of whitespace-separated columns, the `id`-th (1-based) holding image IDs: what
+    /// `docker images` prints (repository, tag, ID, …), or `--format '{{.Repository}} {{.ID}}'`.
+    Table { id: usize, dangling: bool },
 }
 
 impl Prov {
-    fn is_ids(self) -> bool {
+    pub(crate) fn is_ids(self) -> bool {
         matches!(self, Prov::Ids { .. })
     }
 
-    fn is_dangling(self) -> bool {
-        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true })
+    pub(crate) fn is_dangling(self) -> bool {
+        matches!(self, Prov::Ids { dangling: true } | Prov::Table { dangling: true, .. })
     }
 }
 
 /// A word of a command: its literal value when fully static, and what it holds.
 #[derive(Debug, Clone)]
-struct Word<'t> {
-    node: Node<'t>,
-    lit: Option<String>,
-    prov: Prov,
+pub(crate) struct Word<'t> {
+    pub(crate) node: Node<'t>,
+    pub(crate) lit: Option<String>,
+    pub(crate) prov: Prov,
 }
 
 /// The most nesting followed into `sh -c` bodies and heredocs.
 const MAX_DEPTH: usize = 8;
 
+/// One way of blanking lines, weighed.
+struct Attempt {
+    key: (usize, usize),
+    picked: Vec<usize>,
+    snippet: Snippet,
+    tree: Tree,
+}
+
+/// The most parses spent repairing one snippet's tree.
+const MAX_REPAIR_PARSES: usize = 64;
+
+/// The most suspect lines tried in one repair step (singles, then pairs).
+const MAX_SUSPECTS: usize = 8;
+
+/// The most lines of damaged regions parsed on their own in one repair step.
+const MAX_LINES_WEIGHED: usize = 400;
+
+/// Node kinds that are whole statements: inside an ERROR node they are intact, and the line
+/// to blame is elsewhere.
+const STATEMENTS: &[&str] = &[
+    "command",
+    "pipeline",
+    "list",
+    "if_statement",
+    "for_statement",
+    "c_style_for_statement",
+    "while_statement",
+    "case_statement",
+    "function_definition",
+    "compound_statement",
+    "subshell",
+    "redirected_statement",
+    "variable_assignment",
+    "variable_assignments",
+    "declaration_command",
+    "unset_command",
+    "negated_command",
+    "test_command",
+    "comment",
+];
+
+/// How much of a tree is damaged: the bytes under ERROR nodes, plus one for each MISSING
+/// token (a missing `)` or `fi` swallows nothing by itself).
+fn damage(node: Node<'_>) -> usize {
+    if node.is_error() {
+        return node.byte_range().len().max(1);
+    }
+    if node.is_missing() {
+        return 1;
+    }
+    if !node.has_error() {
+        return 0;
+    }
+    let mut cursor = node.walk();
+    let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+    children.into_iter().map(damage).sum()
+}
+
+/// Snippet offsets of the lines to suspect, most likely first (inside each ERROR node, its
+/// tokens that are not whole statements, then its start; for a MISSING token, the start of
+/// the statement it belongs to, then its own place), and the damaged regions (ERROR nodes,
+/// statements with a MISSING token).
+fn suspects(root: Node<'_>) -> (Vec<usize>, Vec<Range<usize>>) {
+    let mut out = Vec::new();
+    let mut regions = Vec::new();
+    let mut stack = vec![root];
+    while let Some(node) = stack.pop() {
+        if node.is_missing() {
+            let mut owner = node.parent().unwrap_or(node);
+            while let Some(parent) = owner.parent() {
+                if STATEMENTS.contains(&owner.kind()) || parent.parent().is_none() {
+                    break;
+                }
+                owner = parent;
+            }
+            out.push(owner.start_byte());
+            out.push(node.start_byte());
+            regions.push(owner.byte_range());
+            continue;
+        }
+        if !node.has_error() && !node.is_error() {
+            continue;
+        }
+        let mut cursor = node.walk();
+        let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+        if node.is_error() {
+            out.extend(
+                children.iter().filter(|c| !STATEMENTS.contains(&c.kind())).map(Node::start_byte),
+            );
+            out.push(node.start_byte());
+            regions.push(node.byte_range());
+            // The statement the error sits in may have opened it (`x=(` swallowing the next
+            // line): its first line is a suspect too.
+            let mut top = node;
+            while let Some(parent) = top.parent().filter(|p| p.parent().is_some()) {
+                top = parent;
+            }
+            if top.id() != node.id() {
+                out.push(top.start_byte());
+            }
+        }
+        stack.extend(children.into_iter().rev());
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|at| seen.insert(*at));
+    (out, regions)
+}
+
+/// The byte range of the line holding `at`, without its line break.
+fn line_around(text: &str, at: usize) -> Range<usize> {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    start..end
+}
+
 /// Scans shell snippets, keeping variables assigned in earlier snippets of the same scope.
 pub struct Analyzer {
     parser: Parser,
     vars: HashMap<String, Prov>,
+    /// Shell functions defined so far: whether each runs its arguments (`"$@"`), like `retry`.
+    functions: HashMap<String, bool>,
     hits: Vec<Hit>,
+    composes: Vec<ComposeCall>,
+    /// Files the shell sources (`. lib.sh`), as written or relative to the script (`./…`).
+    sources: Vec<String>,
     depth: usize,
 }
 
@@ -92,7 +231,15 @@ impl Analyzer {
         parser
             .set_language(&tree_sitter_bash::LANGUAGE.into())
             .expect("tree-sitter-bash matches the tree-sitter ABI");
-        Analyzer { parser, vars: HashMap::new(), hits: Vec::new(), depth: 0 }
+        Analyzer {
+            parser,
+            vars: HashMap::new(),
+            functions: HashMap::new(),
+            hits: Vec::new(),
+            composes: Vec::new(),
+            sources: Vec::new(),
+            depth: 0,
+        }
     }
 
     /// Forgets the shell variables (a new shell: another CI step, another `RUN`). Variables of
@@ -103,18 +250,191 @@ impl Analyzer {
     }
 
     /// Analyzes one snippet; variables it assigns stay known for the next one.
+    ///
+    /// A line the grammar rejects can make tree-sitter wrap many intact commands around it in
+    /// one ERROR node. So when the tree has errors, the line that causes them is found (the
+    /// first token of an ERROR node that is not a whole statement, or the statement that lacks
+    /// a MISSING token), blanked out with spaces (byte offsets stay), and the snippet parsed
+    /// again, up to [`MAX_REPAIRS`] times; the repaired tree is walked, and every blanked line
+    /// is then analyzed on its own, so a command on it is still judged.
     pub fn analyze(&mut self, snippet: &Snippet) {
         if snippet.is_empty() || self.depth > MAX_DEPTH {
             return;
         }
         let Some(tree) = self.parser.parse(snippet.text(), None) else { return };
-        let cx = Cx { snip: snippet, src: snippet.text() };
+        // Functions are also taken from the damaged tree: a repair may blank a definition's
+        // first line, and its callers still run through it.
+        self.define_functions(&Cx { snip: snippet, src: snippet.text() }, tree.root_node());
+        let (repaired, tree, mut blanked) = if tree.root_node().has_error() {
+            self.repair(snippet, tree)
+        } else {
+            (snippet.clone(), tree, Vec::new())
+        };
+        let cx = Cx { snip: &repaired, src: repaired.text() };
+        self.define_functions(&cx, tree.root_node());
         self.walk(&cx, tree.root_node(), Prov::Unknown);
+        blanked.sort_by_key(|r| r.start);
+        for line in blanked {
+            // On its own, without a second repair: what tree-sitter recovers of it is judged.
+            let alone = snippet.slice(line);
+            if let Some(tree) = self.parser.parse(alone.text(), None) {
+                let cx = Cx { snip: &alone, src: alone.text() };
+                self.walk(&cx, tree.root_node(), Prov::Unknown);
+            }
+        }
+    }
+
+    /// Blanks out the lines that make `tree` an error, a step at a time: of the lines the
+    /// errors point at, the one (or else the two) whose blanking leaves the least damage. Two
+    /// lines are tried when no single one repairs the tree: blaming a loop's own header for a
+    /// stray `while` in its body would lose what the loop assigns. Returns the repaired
+    /// snippet, its tree and the lines blanked.
+    fn repair(&mut self, snippet: &Snippet, mut tree: Tree) -> (Snippet, Tree, Vec<Range<usize>>) {
+        let mut repaired = snippet.clone();
+        let mut blanked: Vec<Range<usize>> = Vec::new();
+        let mut parses = 0;
+        while tree.root_node().has_error() && parses < MAX_REPAIR_PARSES {
+            let before = damage(tree.root_node());
+            let (sound, lines) = self.suspect_lines(&repaired, &tree, &blanked);
+            let mut tries: Vec<Vec<usize>> = (0..lines.len()).map(|i| vec![i]).collect();
+            for i in 0..lines.len() {
+                tries.extend((i + 1..lines.len()).map(|j| vec![i, j]));
+            }
+            let mut best: Option<Attempt> = None;
+            for (n, picked) in tries.into_iter().enumerate() {
+                let repaired_by_one = best.as_ref().is_some_and(|b| b.key.0 == 0);
+                if parses >= MAX_REPAIR_PARSES || (n == lines.len() && repaired_by_one) {
+                    break;
+                }
+                let mut candidate = repaired.clone();
+                for &i in &picked {
+                    candidate = candidate.blanked(lines[i].clone());
+                }
+                parses += 1;
+                let Some(next) = self.parser.parse(candidate.text(), None) else { break };
+                // Less damage first; then fewer blanked lines that parse on their own.
+                let key = (damage(next.root_node()), picked.iter().filter(|&&i| sound[i]).count());
+                if best.as_ref().is_none_or(|b| key < b.key) {
+                    best = Some(Attempt { key, picked, snippet: candidate, tree: next });
+                }
+                if key == (0, 0) {
+                    break;
+                }
+            }
+            let Some(best) = best.filter(|b| b.key.0 < before) else { break };
+            blanked.extend(best.picked.iter().map(|&i| lines[i].clone()));
+            repaired = best.snippet;
+            tree = best.tree;
+        }
+        (repaired, tree, blanked)
+    }
+
+    /// The lines to try blanking, with whether each parses on its own: the lines the error
+    /// tokens point at, then every line of the damaged regions; those the grammar rejects on
+    /// their own come first.
+    fn suspect_lines(
+        &mut self,
+        repaired: &Snippet,
+        tree: &Tree,
+        blanked: &[Range<usize>],
+    ) -> (Vec<bool>, Vec<Range<usize>>) {
+        let (mut starts, regions) = suspects(tree.root_node());
+        let text = repaired.text();
+        for region in regions {
+            let mut at = region.start;
+            while at < region.end && starts.len() < MAX_LINES_WEIGHED {
+                starts.push(at);
+                at = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+            }
+        }
+        let mut seen: Vec<Range<usize>> = Vec::new();
+        let mut weighed: Vec<(bool, Range<usize>)> = Vec::new();
+        for at in starts {
+            let line = line_around(text, at);
+            if line.is_empty() || blanked.contains(&line) || seen.contains(&line) {
+                continue;
+            }
+            seen.push(line.clone());
+            let alone = self.parser.parse(&text[line.clone()], None);
+            weighed.push((alone.is_some_and(|t| !t.root_node().has_error()), line));
+        }
+        weighed.sort_by_key(|(sound, _)| *sound);
+        weighed.truncate(MAX_SUSPECTS);
+        weighed.into_iter().unzip()
+    }
+
+    /// Notes every function the snippet defines, and whether it runs its arguments: a body
+    /// with a command `"$@"` (or `exec "$@"`, `eval "$@"`, `sudo "$@"`, …), as retry and
+    /// logging wrappers have. Done before the walk, so a call above the definition counts too.
+    fn define_functions(&mut self, cx: &Cx<'_>, root: Node<'_>) {
+        let mut stack = vec![root];
+        while let Some(node) = stack.pop() {
+            let mut cursor = node.walk();
+            if node.kind() == "function_definition" {
+                if let (Some(name), Some(body)) =
+                    (node.child_by_field_name("name"), node.child_by_field_name("body"))
+                {
+                    let runs_args = self.runs_arguments(cx, body);
+                    self.functions.insert(cx.text(name).to_string(), runs_args);
+                }
+            }
+            stack.extend(node.named_children(&mut cursor));
+        }
+    }
+
+    fn runs_arguments(&self, cx: &Cx<'_>, body: Node<'_>) -> bool {
+        let is_all_args = |w: &Word<'_>| {
+            matches!(cx.text(w.node).trim_matches('"'), "$@" | "${@}" | "$*" | "${*}")
+        };
+        let mut stack = vec![body];
+        while let Some(node) = stack.pop() {
+            if node.kind() == "command" {
+                let words = self.words(cx, node);
+                let first_dynamic = words.iter().position(|w| {
+                    !w.lit.as_deref().is_some_and(|l| {
+                        l.starts_with('-')
+                            || matches!(
+                                l,
+                                "exec"
+                                    | "eval"
+                                    | "command"
+                                    | "sudo"
+                                    | "doas"
+                                    | "nice"
+                                    | "nohup"
+                                    | "time"
+                                    | "timeout"
+                                    | "env"
+                                    | "builtin"
+                            )
+                    })
+                });
+                if first_dynamic.is_some_and(|i| is_all_args(&words[i])) {
+                    return true;
+                }
+            }
+            let mut cursor = node.walk();
+            stack.extend(node.named_children(&mut cursor));
+        }
+        false
     }
 
     /// The hits found so far.
     pub fn into_hits(self) -> Vec<Hit> {
         self.hits
+    }
+
+    /// The hits, the `docker compose build` commands and the sourced files found so far.
+    pub fn into_parts(self) -> (Vec<Hit>, Vec<ComposeCall>, Vec<String>) {
+        (self.hits, self.composes, self.sources)
+    }
+
+    /// The functions that run their arguments, of all defined so far.
+    pub fn wrapper_functions(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.functions.iter().filter(|(_, runs)| **runs).map(|(n, _)| n.clone()).collect();
+        out.sort();
+        out
     }
 
     fn nested(&mut self, snippet: &Snippet) {
@@ -204,7 +524,7 @@ impl Analyzer {
                         .collect();
                     for (i, name) in names.into_iter().enumerate() {
                         let prov = match input {
-                            Prov::Table { dangling } if i == 2 => Prov::Ids { dangling },
+                            Prov::Table { id, dangling } if i + 1 == id => Prov::Ids { dangling },
                             Prov::Table { .. } if i < 2 => Prov::Name,
                             Prov::Table { .. } => Prov::Unknown,
                             other => other,
@@ -227,8 +547,18 @@ impl Analyzer {
             return;
         }
         let words = self.words(cx, body);
-        let Some(Stripped { program, rest, .. }) = strip_wrappers(&words) else { return };
-        let remote_shell = program == "ssh" && ssh_command(rest).is_none();
+        let Some(Stripped { program, rest, .. }) = strip_wrappers(cx, &words, &self.functions)
+        else {
+            return;
+        };
+        // `ssh host`, `ssh host bash -s`, `ssh host sudo sh`: the remote side reads a script.
+        let remote_shell = program == "ssh"
+            && match ssh_command(rest) {
+                None => true,
+                Some(remote) => strip_wrappers(cx, remote, &self.functions).is_some_and(|r| {
+                    is_shell(&r.program) && !r.rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
+                }),
+            };
         if !(is_shell(&program) || remote_shell) || rest.iter().any(|w| is_c_flag(w.lit.as_deref()))
         {
             return;
@@ -239,10 +569,15 @@ impl Analyzer {
                 continue;
             }
             let mut inner = redirect.walk();
+            let mut quoted = false;
             for part in redirect.named_children(&mut inner) {
-                if part.kind() == "heredoc_body" {
-                    let sub = cx.snip.slice(part.byte_range());
-                    self.nested(&sub);
+                match part.kind() {
+                    "heredoc_start" => quoted = cx.text(part).contains(['\'', '"', '\\']),
+                    "heredoc_body" if quoted => self.nested(&cx.snip.slice(part.byte_range())),
+                    // Unquoted: the local shell removes `\` before `$`, `` ` `` and `\`, so
+                    // what the reading shell sees is the body unescaped.
+                    "heredoc_body" => self.nested(&unescape_heredoc(cx, part.byte_range())),
+                    _ => {}
                 }
             }
         }
@@ -354,7 +689,9 @@ impl Analyzer {
 
     fn command_output(&self, cx: &Cx<'_>, node: Node<'_>, input: Prov) -> Prov {
         let words = self.words(cx, node);
-        let Some(stripped) = strip_wrappers(&words) else { return Prov::Unknown };
+        let Some(stripped) = strip_wrappers(cx, &words, &self.functions) else {
+            return Prov::Unknown;
+        };
         let rest = stripped.rest;
         if is_engine(&stripped.program) {
             return listing_output(&docker_command(rest));
@@ -366,25 +703,28 @@ impl Analyzer {
                     lits.iter().any(|l| is_short_cluster_with(l, 'v') || *l == "--invert-match");
                 let none = lits.iter().any(|l| l.contains("<none>"));
                 match input {
-                    Prov::Table { .. } if none && !inverted => Prov::Table { dangling: true },
+                    Prov::Table { id, .. } if none && !inverted => {
+                        Prov::Table { id, dangling: true }
+                    }
                     other => other,
                 }
             }
             "awk" | "gawk" | "mawk" | "nawk" => {
                 let program = lits.iter().find(|l| l.contains("print")).copied().unwrap_or("");
                 match input {
-                    Prov::Table { dangling } if program.contains("$3") => Prov::Ids { dangling },
+                    Prov::Table { id, dangling } if prints_field(program, id) => {
+                        Prov::Ids { dangling }
+                    }
                     Prov::Table { .. } if program.contains("$1") => Prov::Name,
                     Prov::Ids { .. } => input,
                     _ => Prov::Unknown,
                 }
             }
             "cut" => match input {
-                Prov::Table { dangling }
-                    if lits.iter().any(|l| *l == "-f3" || *l == "3" || *l == "--fields=3") =>
-                {
+                Prov::Table { id, dangling } if cut_field(&lits) == Some(id) => {
                     Prov::Ids { dangling }
                 }
+                Prov::Table { .. } => Prov::Unknown,
                 other => other,
             },
             "head" | "tail" | "sort" | "uniq" | "sed" | "tr" | "cat" | "tee" => input,
@@ -396,7 +736,7 @@ impl Analyzer {
     /// Checks one simple command against the rules.
     fn check_command(&mut self, cx: &Cx<'_>, node: Node<'_>, input: Prov) {
         let words = self.words(cx, node);
-        let Some(stripped) = strip_wrappers(&words) else { return };
+        let Some(stripped) = strip_wrappers(cx, &words, &self.functions) else { return };
         let program = stripped.program.as_str();
         if is_shell(program) {
             self.shell_c(cx, stripped.rest);
@@ -422,25 +762,147 @@ impl Analyzer {
             self.awk_system(cx, stripped.rest);
             return;
         }
-        if !is_engine(program) {
+        if program == "docker-compose" {
+            self.compose_build(cx, node, &words[stripped.engine_at], stripped.rest, program);
             return;
         }
+        if matches!(program, "source" | ".") {
+            if let Some(file) = stripped.rest.first().and_then(|w| sourced_path(cx, w)) {
+                self.sources.push(file);
+            }
+            return;
+        }
+        if !is_engine(program) {
+            // `lib_retry docker rmi -f x`, with `lib_retry` from another file: judged as if it
+            // ran its arguments, and kept only if the sourced file shows that it does.
+            if self.functions.contains_key(program) {
+                return;
+            }
+            let mut k = stripped.engine_at + 1;
+            while words
+                .get(k)
+                .and_then(|w| w.lit.as_deref())
+                .is_some_and(|l| l.starts_with('-') || l.bytes().all(|b| b.is_ascii_digit()))
+            {
+                k += 1;
+            }
+            if words.get(k).and_then(|w| w.lit.as_deref()).is_some_and(is_engine) {
+                if let Some(inner) = strip_wrappers(cx, &words[k..], &self.functions) {
+                    let inner = Stripped { engine_at: inner.engine_at + k, ..inner };
+                    self.judge_engine(cx, node, &words, &inner, input, Some(program));
+                }
+            }
+            return;
+        }
+        self.judge_engine(cx, node, &words, &stripped, input, None);
+    }
+
+    /// Runs every registered check on one engine command line.
+    fn judge_engine(
+        &mut self,
+        cx: &Cx<'_>,
+        node: Node<'_>,
+        words: &[Word<'_>],
+        stripped: &Stripped<'_, '_>,
+        input: Prov,
+        via: Option<&str>,
+    ) {
+        let program = stripped.program.as_str();
         let engine = &words[stripped.engine_at];
         let cmd = docker_command(stripped.rest);
+        if cmd.sub == ["compose"] {
+            if via.is_none() {
+                self.compose_build(cx, node, engine, cmd.args, "docker compose");
+            }
+            return;
+        }
         let at = cx.origin(engine.node.start_byte());
         let end = cx.origin(node.end_byte().saturating_sub(1)) + 1;
-        let stdin = if stripped.xargs { Some(input) } else { None };
-        let hit = match cmd.sub.as_slice() {
-            ["save"] | ["image", "save"] => check_save(cx, program, &cmd, stdin),
-            ["rmi"] | ["image", "rm" | "remove" | "rmi"] => check_rmi(program, &cmd, stdin),
-            ["build"] | ["image" | "builder", "build"] => check_build(cx, program, &cmd, false),
-            ["buildx", "build" | "b"] => check_build(cx, program, &cmd, true),
-            ["system" | "image", "prune"] => check_prune(program, &cmd),
-            _ => None,
+        let call = Call {
+            cx,
+            program,
+            engine,
+            sub: &cmd.sub,
+            sub_end: cmd.sub_end.unwrap_or(engine.node.end_byte()),
+            globals: cmd.globals,
+            args: cmd.args,
+            stdin: if stripped.xargs { Some(input) } else { None },
         };
-        if let Some((rule, start, message)) = hit {
-            self.hits.push(Hit { rule, start: start.unwrap_or(at), end, message });
+        for rule in RULES {
+            if let Some(verdict) = (rule.check)(&call) {
+                self.hits.push(Hit {
+                    rule: rule.id,
+                    start: verdict.at.unwrap_or(at),
+                    end,
+                    message: verdict.message,
+                    edits: verdict.edits,
+                    via: via.map(str::to_string),
+                });
+            }
         }
+    }
+
+    /// `docker compose [-f F] build [SERVICE…]`: noted for [`super::compose::resolve`].
+    fn compose_build(
+        &mut self,
+        cx: &Cx<'_>,
+        node: Node<'_>,
+        engine: &Word<'_>,
+        args: &[Word<'_>],
+        command: &str,
+    ) {
+        const GLOBAL_WITH_VALUE: &[&str] = &[
+            "-f",
+            "--file",
+            "-p",
+            "--project-name",
+            "--project-directory",
+            "--env-file",
+            "--profile",
+            "--ansi",
+            "--progress",
+            "--parallel",
+        ];
+        const BUILD_WITH_VALUE: &[&str] =
+            &["--build-arg", "--ssh", "--builder", "-m", "--memory", "--progress"];
+        let lits: Vec<Option<&str>> = args.iter().map(|w| w.lit.as_deref()).collect();
+        let mut files = Vec::new();
+        let mut i = 0;
+        while let Some(Some(l)) = lits.get(i) {
+            if !l.starts_with('-') {
+                break;
+            }
+            if matches!(*l, "-f" | "--file") {
+                files.extend(lits.get(i + 1).copied().flatten().map(str::to_string));
+            } else if let Some(f) = l.strip_prefix("--file=") {
+                files.push(f.to_string());
+            }
+            i += if GLOBAL_WITH_VALUE.contains(l) { 2 } else { 1 };
+        }
+        if lits.get(i).copied().flatten() != Some("build") {
+            return;
+        }
+        let mut services = Vec::new();
+        let mut j = i + 1;
+        while let Some(w) = lits.get(j) {
+            match w {
+                Some(l) if l.starts_with('-') => {
+                    j += if BUILD_WITH_VALUE.contains(l) { 2 } else { 1 };
+                    continue;
+                }
+                Some(l) => services.push((*l).to_string()),
+                // A service named by a variable: which one is unknown, so none is assumed.
+                None => return,
+            }
+            j += 1;
+        }
+        self.composes.push(ComposeCall {
+            start: cx.origin(engine.node.start_byte()),
+            end: cx.origin(node.end_byte().saturating_sub(1)) + 1,
+            command: command.to_string(),
+            files,
+            services,
+        });
     }
 
     /// `sh -c 'body'`, `bash -ec "body"`: the body is shell.
@@ -472,17 +934,17 @@ impl Analyzer {
 }
 
 /// The snippet a node belongs to.
-struct Cx<'s> {
-    snip: &'s Snippet,
-    src: &'s str,
+pub(crate) struct Cx<'s> {
+    pub(crate) snip: &'s Snippet,
+    pub(crate) src: &'s str,
 }
 
 impl Cx<'_> {
-    fn text(&self, node: Node<'_>) -> &str {
+    pub(crate) fn text(&self, node: Node<'_>) -> &str {
         &self.src[node.byte_range()]
     }
 
-    fn origin(&self, at: usize) -> usize {
+    pub(crate) fn origin(&self, at: usize) -> usize {
         self.snip.origin(at)
     }
 }
@@ -495,12 +957,32 @@ struct Stripped<'w, 't> {
     xargs: bool,
 }
 
-fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
+/// Commands that run their arguments after a count or options: `retry 3 docker build …`.
+const RETRY_WRAPPERS: &[&str] = &["retry", "travis_retry", "with_retry", "with-retry", "retry-cmd"];
+
+fn strip_wrappers<'w, 't>(
+    cx: &Cx<'_>,
+    words: &'w [Word<'t>],
+    functions: &HashMap<String, bool>,
+) -> Option<Stripped<'w, 't>> {
     let mut i = 0;
     let mut xargs = false;
     loop {
-        let lit = words.get(i)?.lit.as_deref()?;
+        let word = words.get(i)?;
+        let Some(lit) = word.lit.as_deref().or_else(|| engine_after_expansion(cx, word)) else {
+            // `$SUDO docker …`, `$cmd docker build …`: an expansion in command position
+            // followed by a literal program runs that program (or a wrapper of it).
+            if matches!(word.node.kind(), "simple_expansion" | "expansion")
+                && words.get(i + 1).is_some_and(|w| w.lit.is_some())
+            {
+                i += 1;
+                continue;
+            }
+            return None;
+        };
         let program = lit.rsplit('/').next().unwrap_or(lit);
+        let runs_args = RETRY_WRAPPERS.contains(&program)
+            || (functions.get(program) == Some(&true) && program != "docker");
         let with_value: &[&str] = match program {
             "sudo" | "doas" => &["-u", "-g", "-p", "-C", "-D", "-r", "-t", "-U", "-T", "-h"],
             "env" => &["-u", "-C", "-S", "--unset", "--chdir"],
@@ -520,6 +1002,7 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
                 &[]
             }
             "nohup" | "time" | "builtin" | "stdbuf" | "ionice" | "chronic" => &[],
+            _ if runs_args => &[],
             _ => {
                 return Some(Stripped {
                     program: program.to_string(),
@@ -531,9 +1014,18 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
         };
         xargs |= program == "xargs";
         i += 1;
-        // Options of the wrapper, `VAR=value` for env, and timeout's duration.
+        // Options of the wrapper, `VAR=value` for env, timeout's duration (any word), a retry
+        // wrapper's counts and delays.
         let mut took_duration = false;
         while let Some(w) = words.get(i) {
+            if program == "timeout"
+                && !took_duration
+                && w.lit.as_deref().is_none_or(|l| !l.starts_with('-'))
+            {
+                took_duration = true;
+                i += 1;
+                continue;
+            }
             let Some(l) = w.lit.as_deref() else { break };
             if l == "--" {
                 i += 1;
@@ -541,16 +1033,64 @@ fn strip_wrappers<'w, 't>(words: &'w [Word<'t>]) -> Option<Stripped<'w, 't>> {
             }
             if l.starts_with('-') && l.len() > 1 {
                 i += if with_value.contains(&l) { 2 } else { 1 };
-            } else if program == "env" && l.contains('=') {
-                i += 1;
-            } else if program == "timeout" && !took_duration {
-                took_duration = true;
+            } else if (program == "env" && l.contains('='))
+                || (runs_args && l.trim_end_matches(['s', 'm']).bytes().all(|b| b.is_ascii_digit()))
+            {
                 i += 1;
             } else {
                 break;
             }
         }
     }
+}
+
+/// The file a `source`/`.` command reads: a literal path, or the literal tail after the
+/// script's own directory (`"$(dirname "$0")/lib.sh"`, `${BASH_SOURCE%/*}/lib.sh`,
+/// `"$DIR/lib.sh"`), given as `./lib.sh` (relative to the script).
+fn sourced_path(cx: &Cx<'_>, word: &Word<'_>) -> Option<String> {
+    if let Some(lit) = &word.lit {
+        return Some(lit.clone());
+    }
+    let text = cx.text(word.node).replace('"', "");
+    let rest = text.strip_prefix('$')?;
+    // The end of the leading expansion: `$(…)`, `${…}` or `$NAME`.
+    let end = match rest.chars().next()? {
+        open @ ('(' | '{') => {
+            let close = if open == '(' { ')' } else { '}' };
+            let mut depth = 0;
+            rest.char_indices().find_map(|(i, c)| {
+                if c == open {
+                    depth += 1;
+                } else if c == close {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                None
+            })?
+        }
+        _ => rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len()),
+    };
+    let tail = rest[end..].strip_prefix('/')?;
+    (!tail.is_empty() && !tail.contains('$')).then(|| format!("./{tail}"))
+}
+
+/// `$(E)docker` in Make, `${prefix}docker`: expansions then a literal engine name.
+fn engine_after_expansion<'w>(cx: &Cx<'_>, word: &'w Word<'_>) -> Option<&'w str> {
+    if word.node.kind() != "concatenation" {
+        return None;
+    }
+    let last = word.node.named_child(word.node.named_child_count().checked_sub(1)?)?;
+    let tail = cx.text(last);
+    let engine = ["docker", "podman"].into_iter().find(|e| *e == tail)?;
+    let mut cursor = word.node.walk();
+    let all_expansions = word
+        .node
+        .named_children(&mut cursor)
+        .filter(|c| c.id() != last.id())
+        .all(|c| matches!(c.kind(), "simple_expansion" | "expansion" | "command_substitution"));
+    all_expansions.then_some(engine)
 }
 
 /// The remote command words of `ssh [options] host command…`, if any.
@@ -592,6 +1132,10 @@ fn is_c_flag(lit: Option<&str>) -> bool {
 /// A docker command line after the global options: the subcommand words and everything else.
 struct DockerCommand<'w, 't> {
     sub: Vec<&'w str>,
+    /// Snippet offset just past the last subcommand word.
+    sub_end: Option<usize>,
+    /// Whether global options come before the subcommand.
+    globals: bool,
     args: &'w [Word<'t>],
 }
 
@@ -628,19 +1172,23 @@ fn docker_command<'w, 't>(rest: &'w [Word<'t>]) -> DockerCommand<'w, 't> {
         }
         i += if GLOBAL_WITH_VALUE.contains(&l) { 2 } else { 1 };
     }
+    let globals = i > 0;
     let mut sub = Vec::new();
+    let mut sub_end = None;
     // Management commands have two words (`image rm`), the others one (`rmi`).
-    while let Some(l) = rest.get(i).and_then(|w| w.lit.as_deref()) {
+    while let Some(w) = rest.get(i) {
+        let Some(l) = w.lit.as_deref() else { break };
         if l.starts_with('-') || sub.len() == 2 {
             break;
         }
         sub.push(l);
+        sub_end = Some(w.node.end_byte());
         i += 1;
         if !matches!(l, "image" | "system" | "builder" | "buildx") {
             break;
         }
     }
-    DockerCommand { sub, args: rest.get(i..).unwrap_or(&[]) }
+    DockerCommand { sub, sub_end, globals, args: rest.get(i..).unwrap_or(&[]) }
 }
 
 /// What a docker listing prints: IDs, names or the table.
@@ -684,10 +1232,21 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
         ["images"] | ["image", "ls" | "list"] => {
             if quiet {
                 Prov::Ids { dangling }
+            } else if format.matches("{{").count() > 1 {
+                // Several columns: the ID is the column its placeholder stands in (docker
+                // turns a written `\t` into a tab).
+                let columns: Vec<&str> = format
+                    .split(|c: char| c.is_whitespace() || c == '\\')
+                    .filter(|c| !c.is_empty() && *c != "t")
+                    .collect();
+                match columns.iter().position(|c| c.contains(".ID") || c.contains(".Id")) {
+                    Some(at) => Prov::Table { id: at + 1, dangling },
+                    None => ids_or_names(&format),
+                }
             } else if !format.is_empty() {
                 ids_or_names(&format)
             } else {
-                Prov::Table { dangling }
+                Prov::Table { id: 3, dangling }
             }
         }
         ["history"] | ["image", "history"] if quiet => Prov::Ids { dangling: false },
@@ -702,191 +1261,24 @@ fn listing_output(cmd: &DockerCommand<'_, '_>) -> Prov {
     }
 }
 
-type Check = Option<(RuleId, Option<usize>, String)>;
-
-/// Splits a command's arguments into options and operands; `with_value` lists the options
-/// that take the next word as their value.
-fn operands<'w, 't>(args: &'w [Word<'t>], with_value: &[&str]) -> Vec<&'w Word<'t>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut options_done = false;
-    while let Some(w) = args.get(i) {
-        i += 1;
-        match w.lit.as_deref() {
-            Some("--") if !options_done => options_done = true,
-            Some(l) if !options_done && l.starts_with('-') && l.len() > 1 => {
-                if with_value.contains(&l) {
-                    i += 1;
-                }
-            }
-            _ => out.push(w),
-        }
-    }
-    out
+/// Whether an awk program prints field `n` (`$3`, not `$30`).
+fn prints_field(program: &str, n: usize) -> bool {
+    let field = format!("${n}");
+    program
+        .match_indices(&field)
+        .any(|(at, _)| !program[at + field.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
-fn check_save(
-    cx: &Cx<'_>,
-    program: &str,
-    cmd: &DockerCommand<'_, '_>,
-    stdin: Option<Prov>,
-) -> Check {
-    let why = "the archive keeps no name:tag, so it loads back as <none>:<none>";
-    for w in operands(cmd.args, &["-o", "--output", "--platform"]) {
-        if let Some(lit) = &w.lit {
-            if let Some(kind) = id_like(lit) {
-                let at = Some(cx.origin(w.node.start_byte()));
-                return Some((
-                    RuleId::Ig001,
-                    at,
-                    format!("`{program} save` by {kind} `{lit}`: {why}"),
-                ));
-            }
-        } else if w.prov.is_ids() {
-            let at = Some(cx.origin(w.node.start_byte()));
-            let expr = shorten(cx.text(w.node));
-            return Some((
-                RuleId::Ig001,
-                at,
-                format!("`{program} save` of image IDs from `{expr}`: {why}"),
-            ));
-        }
-    }
-    if stdin.is_some_and(Prov::is_ids) {
-        return Some((
-            RuleId::Ig001,
-            None,
-            format!("`{program} save` of image IDs piped in through xargs: {why}"),
-        ));
-    }
-    None
-}
-
-fn check_rmi(program: &str, cmd: &DockerCommand<'_, '_>, stdin: Option<Prov>) -> Check {
-    let forced = cmd
-        .args
-        .iter()
-        .filter_map(|w| w.lit.as_deref())
-        .any(|l| l == "--force" || l == "--force=true" || is_short_cluster_with(l, 'f'));
-    if !forced {
-        return None;
-    }
-    let ops = operands(cmd.args, &["--platform"]);
-    let dangling_only = if ops.is_empty() {
-        stdin.is_some_and(Prov::is_dangling)
-    } else {
-        ops.iter().all(|w| w.prov.is_dangling())
-    };
-    if dangling_only {
-        return None;
-    }
-    let verb = cmd.sub.join(" ");
-    Some((
-        RuleId::Ig002,
-        None,
-        format!(
-            "forced image removal `{program} {verb} -f`: it untags images that containers still \
-             use, leaving them as <none>:<none>"
-        ),
-    ))
-}
-
-fn check_build(cx: &Cx<'_>, program: &str, cmd: &DockerCommand<'_, '_>, buildx: bool) -> Check {
-    // A dynamic word is shown as written, unless it stands for a template expression.
-    let lits: Vec<&str> = cmd
-        .args
-        .iter()
-        .map(|w| match &w.lit {
-            Some(l) => l.as_str(),
-            None if cx.text(w.node).contains("${__") => "…",
-            None => cx.text(w.node),
-        })
-        .collect();
-    let mut tag = None;
-    let mut loads = !buildx;
-    for (i, l) in lits.iter().enumerate() {
-        let value_after = || lits.get(i + 1).copied().unwrap_or("");
-        if *l == "-t" || *l == "--tag" {
-            tag.get_or_insert_with(|| value_after().to_string());
-        } else if let Some(v) = l.strip_prefix("--tag=").or_else(|| l.strip_prefix("-t=")) {
-            tag.get_or_insert_with(|| v.to_string());
-        } else if let Some(v) = l.strip_prefix("-t").filter(|v| !v.is_empty()) {
-            tag.get_or_insert_with(|| v.to_string());
-        } else if *l == "--load" {
-            loads = true;
-        } else if *l == "-o" || *l == "--output" {
-            loads |= value_after().contains("type=docker");
-        } else if let Some(v) = l.strip_prefix("--output=") {
-            loads |= v.contains("type=docker");
-        }
-    }
-    let tag = tag?;
-    if !loads {
-        return None;
-    }
-    let verb = cmd.sub.join(" ");
-    Some((
-        RuleId::Ig003,
-        None,
-        format!(
-            "`{program} {verb} -t {tag}` moves the tag; the image it pointed to is left as \
-             <none>:<none>"
-        ),
-    ))
-}
-
-fn check_prune(program: &str, cmd: &DockerCommand<'_, '_>) -> Check {
-    let ops = cmd.args.iter().filter_map(|w| w.lit.as_deref());
-    let mut all = false;
-    let mut skip = false;
-    for l in ops {
-        if skip {
-            skip = false;
-            continue;
-        }
-        if l == "--filter" {
-            skip = true;
-        } else if l == "--all" || l == "--all=true" || is_short_cluster_with(l, 'a') {
-            all = true;
-        }
-    }
-    if !all {
-        return None;
-    }
-    let verb = cmd.sub.join(" ");
-    Some((
-        RuleId::Ig004,
-        None,
-        format!(
-            "blanket prune `{program} {verb} -a`: removes every image without a container, tagged \
-             or not"
-        ),
-    ))
-}
-
-/// `-f`, `-af`, `-qf`: a short-option cluster containing `flag`.
-fn is_short_cluster_with(l: &str, flag: char) -> bool {
-    l.len() > 1
-        && l.starts_with('-')
-        && !l.starts_with("--")
-        && l[1..].chars().all(|c| c.is_ascii_alphabetic())
-        && l[1..].contains(flag)
-}
-
-/// Whether a literal operand names an image by ID or digest only; says which.
-fn id_like(lit: &str) -> Option<&'static str> {
-    match Reference::parse(lit) {
-        Ok(Reference::Id(_)) => return Some("image ID"),
-        Ok(Reference::Named { tag: None, digest: Some(_), .. }) => {
-            return Some("digest-only reference")
-        }
-        _ => {}
-    }
-    // docker resolves a unique ID prefix (12 hex characters as `docker images` prints them).
-    let hex = lit.strip_prefix("sha256:").unwrap_or(lit);
-    let is_hex = hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    (hex.len() >= 12 && hex.len() <= 64 && is_hex && hex.bytes().any(|b| b.is_ascii_digit()))
-        .then_some("image ID")
+/// The field `cut` selects (`-f3`, `-f 3`, `--fields=3`), when it is one field.
+fn cut_field(lits: &[&str]) -> Option<usize> {
+    lits.iter().enumerate().find_map(|(i, l)| {
+        let value = if *l == "-f" || *l == "--fields" {
+            lits.get(i + 1).copied()?
+        } else {
+            l.strip_prefix("--fields=").or_else(|| l.strip_prefix("-f"))?
+        };
+        value.parse().ok()
+    })
 }
 
 /// What a static operand holds.
@@ -982,6 +1374,28 @@ fn quoted_body(cx: &Cx<'_>, node: Node<'_>) -> Snippet {
     out
 }
 
+/// An unquoted heredoc's body as the shell hands it on: `\$`, `` \` `` and `\\` lose their
+/// backslash, `\` before a line break joins the lines; the map keeps pointing into the file.
+fn unescape_heredoc(cx: &Cx<'_>, range: Range<usize>) -> Snippet {
+    let bytes = cx.src.as_bytes();
+    let mut out = Snippet::new();
+    let (mut i, mut from) = (range.start, range.start);
+    while i < range.end {
+        if bytes[i] == b'\\'
+            && i + 1 < range.end
+            && matches!(bytes[i + 1], b'$' | b'`' | b'\\' | b'\n')
+        {
+            out.extend_from(cx.snip, from..i);
+            from = if bytes[i + 1] == b'\n' { i + 2 } else { i + 1 };
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out.extend_from(cx.snip, from..range.end);
+    out
+}
+
 /// The string literals of an awk call starting after `system(` at `open`, joined; the other
 /// parts of the concatenation become an unknown word.
 fn awk_call_body(program: &Snippet, text: &str, open: usize) -> Snippet {
@@ -1017,16 +1431,6 @@ fn awk_call_body(program: &Snippet, text: &str, open: usize) -> Snippet {
     out
 }
 
-fn shorten(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 60 {
-        let cut: String = one_line.chars().take(57).collect();
-        format!("{cut}…")
-    } else {
-        one_line
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1050,27 +1454,21 @@ mod tests {
     }
 
     #[test]
-    fn short_clusters() {
-        assert!(is_short_cluster_with("-af", 'a'));
-        assert!(!is_short_cluster_with("--all", 'a'));
+    fn c_flags() {
         assert!(is_c_flag(Some("-ec")));
         assert!(!is_c_flag(Some("--command")));
-    }
-
-    #[test]
-    fn id_like_literals() {
-        assert_eq!(id_like("0123456789ab"), Some("image ID"));
-        assert_eq!(id_like("app:1"), None);
-        assert_eq!(id_like("deadbeefcafe"), None, "no digit: more likely a name");
-        assert_eq!(
-            id_like("app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
-            Some("digest-only reference")
-        );
     }
 
     #[test]
     fn merge_prefers_ids() {
         assert_eq!(merge(Prov::Name, Prov::Ids { dangling: false }), Prov::Ids { dangling: false });
         assert_eq!(merge(Prov::Unknown, Prov::Name), Prov::Name);
+    }
+
+    #[test]
+    fn a_rejected_line_hides_no_neighbour() {
+        let text = "docker rmi -f a\ncase $x in\ndocker rmi -f b\nfor i in 1; do\n  docker rmi -f c\ndone\n";
+        let starts: Vec<usize> = rules_in(text).into_iter().map(|(_, at)| at).collect();
+        assert_eq!(starts, [0, 27, 60]);
     }
 }

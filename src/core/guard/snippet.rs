@@ -83,6 +83,24 @@ impl Snippet {
         out
     }
 
+    /// This snippet with the bytes of `range` replaced by spaces (line breaks kept): same
+    /// length, same map, so everything else keeps its offsets.
+    #[must_use]
+    pub fn blanked(&self, range: std::ops::Range<usize>) -> Snippet {
+        let mut bytes = self.text.clone().into_bytes();
+        for b in &mut bytes[range] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+        // Only whole characters were in the range or they became ASCII spaces: still UTF-8
+        // when the range starts and ends on character boundaries, which callers ensure by
+        // cutting at line breaks.
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Snippet { text, map: self.map.clone() }
+    }
+
     /// A snippet of the part `range` of this one, keeping the map (for `sh -c '…'` bodies).
     #[must_use]
     pub fn slice(&self, range: std::ops::Range<usize>) -> Snippet {

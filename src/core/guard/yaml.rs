@@ -30,6 +30,127 @@ pub(super) fn gitlab_scripts(text: &str) -> Vec<Snippet> {
     scripts(text, &["script", "before_script", "after_script"])
 }
 
+/// The `cmds:` entries of a Taskfile (strings, or `cmd:` of a map), `{{ … }}` made unknown.
+pub(super) fn taskfile_cmds(text: &str) -> Vec<Snippet> {
+    scripts(text, &["cmds", "cmd"])
+        .into_iter()
+        .map(|s| replace_templates(&s, "{{", "}}", "${__task}"))
+        .collect()
+}
+
+/// The `run:` steps of a CircleCI config (a string, or `command:` of a map), `<< … >>`
+/// parameters made unknown.
+pub(super) fn circleci_runs(text: &str) -> Vec<Snippet> {
+    scripts(text, &["run", "command"])
+        .into_iter()
+        .map(|s| replace_templates(&s, "<<", ">>", "${__circle}"))
+        .collect()
+}
+
+/// Azure Pipelines `script:` and `bash:` steps (`${{ … }}` made unknown; `$(var)` macros are
+/// left to the shell, where they read as a command's output, never as image IDs), and each
+/// `Docker@N` task with `command: build` and a `repository`, as the `docker build -t` it runs
+/// (reported at its `command:` value).
+pub(super) fn azure_scripts(text: &str) -> Vec<Snippet> {
+    let mut out: Vec<Snippet> = scripts(text, &["script", "bash"])
+        .into_iter()
+        .map(|s| replace_templates(&s, "${{", "}}", "${__expr}"))
+        .collect();
+    out.extend(docker_tasks(text));
+    out
+}
+
+/// Buildkite `command:` / `commands:` of each step.
+pub(super) fn buildkite_commands(text: &str) -> Vec<Snippet> {
+    scripts(text, &["command", "commands"])
+}
+
+/// A YAML document as a small tree with the position of every scalar.
+enum Tree {
+    Map(Vec<(String, Tree)>),
+    Seq(Vec<Tree>),
+    Scalar(String, usize),
+}
+
+/// The documents of `text` as [`Tree`]s; what follows a syntax error is dropped.
+fn trees(text: &str) -> Vec<Tree> {
+    let index = LineIndex::new(text);
+    let mut stack: Vec<(Tree, Option<String>)> = Vec::new();
+    let mut done = Vec::new();
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else { break };
+        let node = match event {
+            Event::MappingStart(..) => {
+                stack.push((Tree::Map(Vec::new()), None));
+                continue;
+            }
+            Event::SequenceStart(..) => {
+                stack.push((Tree::Seq(Vec::new()), None));
+                continue;
+            }
+            Event::Scalar(value, ..) => {
+                let at = index.offset(span.start.line(), span.start.col());
+                Tree::Scalar(value.into_owned(), at)
+            }
+            Event::MappingEnd | Event::SequenceEnd => match stack.pop() {
+                Some((node, _)) => node,
+                None => continue,
+            },
+            Event::Alias(_) => Tree::Scalar(String::new(), 0),
+            _ => continue,
+        };
+        match stack.last_mut() {
+            Some((Tree::Seq(items), _)) => items.push(node),
+            Some((Tree::Map(entries), key)) => match key.take() {
+                Some(k) => entries.push((k, node)),
+                None => *key = Some(if let Tree::Scalar(k, _) = node { k } else { String::new() }),
+            },
+            _ => done.push(node),
+        }
+    }
+    done
+}
+
+/// `- task: Docker@2 … inputs: { command: build, repository: R }` as `docker build -t R .`.
+fn docker_tasks(text: &str) -> Vec<Snippet> {
+    fn get<'t>(entries: &'t [(String, Tree)], key: &str) -> Option<&'t Tree> {
+        entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+    let mut out = Vec::new();
+    let mut stack: Vec<&Tree> = Vec::new();
+    let documents = trees(text);
+    stack.extend(documents.iter());
+    while let Some(node) = stack.pop() {
+        match node {
+            Tree::Map(entries) => {
+                let task = match get(entries, "task") {
+                    Some(Tree::Scalar(t, _)) => t.as_str(),
+                    _ => "",
+                };
+                if task.starts_with("Docker@") {
+                    if let Some(Tree::Map(inputs)) = get(entries, "inputs") {
+                        let command = get(inputs, "command");
+                        let repository = get(inputs, "repository");
+                        if let (Some(Tree::Scalar(c, at)), Some(Tree::Scalar(r, _))) =
+                            (command, repository)
+                        {
+                            if c == "build" && !r.is_empty() {
+                                let mut s = Snippet::new();
+                                s.push_synthetic("docker build -t ${__azure} .", *at);
+                                out.push(s);
+                            }
+                        }
+                    }
+                }
+                stack.extend(entries.iter().map(|(_, v)| v));
+            }
+            Tree::Seq(items) => stack.extend(items.iter()),
+            Tree::Scalar(..) => {}
+        }
+    }
+    out
+}
+
 #[derive(Debug)]
 enum Frame {
     Map { key: Option<String>, expect_key: bool },
@@ -308,6 +429,16 @@ mod tests {
     fn anchors_are_followed_once() {
         let y = ".s: &s\n  - docker one\nj:\n  script: *s\nk:\n  script:\n    - *s\n";
         assert_eq!(texts(&gitlab_scripts(y)), ["docker one"]);
+    }
+
+    #[test]
+    fn azure_docker_task_is_a_build() {
+        let y = "steps:\n- task: Docker@2\n  inputs:\n    command: build\n    repository: app\n";
+        let s = azure_scripts(y);
+        assert_eq!(texts(&s), ["docker build -t ${__azure} ."]);
+        assert_eq!(s[0].origin(0), y.find("build").unwrap());
+        let push = "steps:\n- task: Docker@2\n  inputs:\n    command: push\n    repository: app\n";
+        assert!(azure_scripts(push).is_empty());
     }
 
     #[test]
