@@ -272,8 +272,8 @@ fn cases(f: &Fixtures, daemon: &DockerTest) -> Vec<Case> {
             .env("DOCKER_HOST", "unix:///nonexistent.sock"),
         case("no daemon (build)", &["build", "-t", "x:v1", "."], 2, "cannot reach")
             .env("DOCKER_HOST", "unix:///nonexistent.sock"),
-        case("ssh endpoint", &["explain"], 2, "unsupported Docker endpoint `ssh://x`")
-            .env("DOCKER_HOST", "ssh://x"),
+        case("unknown endpoint scheme", &["explain"], 2, "invalid Docker endpoint `ftp://x`")
+            .env("DOCKER_HOST", "ftp://x"),
         case("unknown context", &["explain"], 2, "docker context `nope`")
             .env("DOCKER_CONTEXT", "nope"),
         // Item 10: a build docker fails on a fresh machine leaves no ledger (docker's code).

@@ -170,11 +170,19 @@ pub fn explain(
         .into_iter()
         .filter(|i| matches!(i.end, Some((Outcome::Interrupted, _))))
         .collect();
-    let deferred: HashMap<ImageId, (i64, ImageId)> =
-        crate::core::event::pending_parents(events, engine)
-            .into_iter()
-            .map(|(id, at, child)| (id, (at, child)))
-            .collect();
+    // Every image whose removal was ever deferred, with its latest deferral: one that is
+    // dangling now is build cache whatever came after (a refusal because it had children then,
+    // recorded after a later deferral by a concurrent command, must not make it unknown).
+    let mut deferred: HashMap<ImageId, (i64, ImageId)> = HashMap::new();
+    for r in &sorted {
+        let e = &r.event;
+        if e.reason.as_ref().is_some_and(|x| x.kind == ReasonKind::Deferred) {
+            if let Some(id) = e.image_id.as_deref() {
+                let child = ImageId::new(e.previous_id.clone().unwrap_or_default());
+                deferred.insert(ImageId::new(id), (e.at_ms, child));
+            }
+        }
+    }
     for r in &sorted {
         let e = &r.event;
         if is_pointer(e) {
@@ -636,6 +644,15 @@ mod tests {
                 ("sha256:P".to_string(), "build-cache"),
             ]
         );
+        // A refusal recorded after a later deferral (two commands at once) keeps it build cache.
+        let mut refused = Event::new(E, 40_000, EventKind::Kept);
+        refused.image_id = Some("sha256:P".into());
+        refused.reason =
+            Some(crate::core::event::Reason::new(ReasonKind::DaemonRefused, "children"));
+        let mut later = log.clone();
+        later.extend(with_seq(vec![refused], 9));
+        let p = explain(&images, &[], &later, E);
+        assert_eq!(p.iter().find(|e| e.image.id == id("P")).unwrap().cause.name(), "build-cache");
         // prune removes both kinds as it does superseded ones.
         let plan = plan_prune(explain(&images, &[], &log, E), &PruneRules::default(), 100 * HOUR);
         let removed: Vec<&str> = plan
