@@ -196,6 +196,11 @@ pub fn explain(
             }
         }
     }
+    // Each tag's moves in the order the daemon was observed (`[ref:observed-order]`): two
+    // builds of one tag may commit in the other order.
+    for list in by_tag.values_mut() {
+        list.sort_by_key(|r| crate::core::event::pointer_order(r));
+    }
 
     let mut out: Vec<Explained> = images
         .iter()
@@ -204,8 +209,8 @@ pub fn explain(
             let id = image.id.as_str();
             let users: Vec<ContainerInfo> =
                 containers.iter().filter(|c| c.image_id == image.id).cloned().collect();
-            // Each time a tag left this image: (seq, tag, where to, when, how).
-            let mut left: Vec<(i64, &str, Option<&str>, i64, EventKind)> = Vec::new();
+            // Each time a tag left this image: (order, tag, where to, when, how).
+            let mut left: Vec<((i64, i64), &str, Option<&str>, i64, EventKind)> = Vec::new();
             let mut former: Vec<(i64, &str)> = Vec::new();
             for (tag, list) in &by_tag {
                 for (k, r) in list.iter().enumerate() {
@@ -217,7 +222,7 @@ pub fn explain(
                         list[k + 1..].iter().find(|n| n.event.image_id.as_deref() != Some(id))
                     {
                         left.push((
-                            next.seq,
+                            crate::core::event::pointer_order(next),
                             tag,
                             next.event.image_id.as_deref(),
                             next.event.at_ms,
@@ -611,6 +616,26 @@ mod tests {
         let plan = plan_prune(list[2..3].to_vec(), &unknown_too, 100 * HOUR);
         assert_eq!(plan[0].verdict, Verdict::Remove);
         assert_eq!(plan[0].explained.image.id, id("unk"), "the decision carries its image");
+    }
+
+    #[test]
+    fn a_build_that_committed_late_is_superseded_by_the_later_observation() {
+        use crate::core::event::BuildFacts;
+        // Build A saw x:v1 on Xa at 5 ms and committed after build B, which saw it on Xb at 9.
+        let f = BuildFacts::default();
+        let log = with_seq(
+            vec![
+                Event::build(E, 9, "x:v1", "sha256:Xb", None, &f),
+                Event::build(E, 5, "x:v1", "sha256:Xa", None, &f),
+            ],
+            1,
+        );
+        let images = vec![img("Xa", &[], 1), img("Xb", &["x:v1"], 1)];
+        assert!(reconcile(&log, E, &images, 10).is_empty(), "the ledger agrees with the daemon");
+        let e = explain(&images, &[], &log, E);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].cause.name(), "superseded");
+        assert_eq!(e[0].cause.to_string(), "x:v1 moved to sha256:Xb by imgguard build");
     }
 
     #[test]
