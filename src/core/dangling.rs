@@ -210,7 +210,7 @@ pub fn explain(
             let users: Vec<ContainerInfo> =
                 containers.iter().filter(|c| c.image_id == image.id).cloned().collect();
             // Each time a tag left this image: (order, tag, where to, when, how).
-            let mut left: Vec<((i64, i64), &str, Option<&str>, i64, EventKind)> = Vec::new();
+            let mut left: Vec<Left<'_>> = Vec::new();
             let mut former: Vec<(i64, &str)> = Vec::new();
             for (tag, list) in &by_tag {
                 for (k, r) in list.iter().enumerate() {
@@ -295,6 +295,9 @@ fn interrupted_cause(runs: &[Intent], image: &ListedImage) -> Cause {
             at_ms: r.start_ms,
         })
 }
+
+/// A tag leaving an image: (its order, the tag, where it went, when, how).
+type Left<'a> = ((i64, i64), &'a str, Option<&'a str>, i64, EventKind);
 
 fn nameless_cause(r: &Recorded) -> Cause {
     Cause::LoadedNameless {
