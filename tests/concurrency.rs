@@ -198,7 +198,7 @@ fn run_half(builder: &str, env: &[(String, String)]) -> String {
         assert_eq!(current[0].0, daemon, "{builder}: the ledger's {tag} is the daemon's");
     }
     // Once quiet: one prune leaves nothing dangling from this test that nothing uses.
-    let r = t.run(&["prune", "--min-age", "0"]);
+    let r = t.run(&["prune", "--min-age", "0", "--label", &t.label]);
     r.status(0);
     let used: Vec<String> = containers.iter().filter_map(|c| container_image(c)).collect();
     let dangling =

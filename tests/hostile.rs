@@ -431,3 +431,21 @@ fn a_daemon_gone_mid_load_is_said_so() {
         r.imgguard_lines().into_iter().filter(|l| l.contains("went away")).collect();
     assert_eq!(gone.len(), 1, "{}", r.stderr);
 }
+
+/// Item 4: `rmi` takes a short hex image ID as docker does (not as a repository name).
+#[test]
+fn rmi_of_a_short_image_id_removes_that_image() {
+    let t = DockerTest::new("rmishort");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).status(0);
+    let id = crate::support::image_id(&tag).expect("built");
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    let r = t.run(&["rmi", short]);
+    r.status(0);
+    assert!(crate::support::image_id(&id).is_none(), "the image is gone: {}", r.stderr);
+    assert!(r.stdout.contains(&format!("removed {id}")), "{}", r.stdout);
+    // A short ID that names nothing is one line, exit 2.
+    let r = t.run(&["rmi", "0123456789ab"]);
+    r.status(2);
+    assert_eq!(r.stderr, "imgguard: no such image: 0123456789ab\n");
+}

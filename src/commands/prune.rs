@@ -151,7 +151,10 @@ async fn remove(
     let not_before = plan
         .iter()
         .filter(|d| d.verdict == Verdict::Remove)
-        .filter_map(|d| d.explained.cause.since_ms())
+        .map(|d| {
+            let made = d.explained.image.created_s.saturating_mul(1000);
+            d.explained.cause.since_ms().unwrap_or(made)
+        })
         .max()
         .map_or(0, |since| since.saturating_add(apply::REMOVAL_GRACE_MS));
     let bar = ui::progress(&Progress::Items { len, what: "removing" });

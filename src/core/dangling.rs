@@ -32,7 +32,7 @@ pub enum Cause {
     ForceUntagged { tag: String, at_ms: i64 },
     /// The cache parent of `child`, which imgguard removed at `at_ms`; its removal is deferred.
     BuildCache { child: ImageId, at_ms: i64 },
-    /// Made during the build run of `tags` started at `at_ms`, which was interrupted.
+    /// Made (at `at_ms`) during a build run of `tags` that was interrupted.
     InterruptedBuild { tags: Vec<String>, at_ms: i64 },
     /// The ledger never saw it.
     Unknown,
@@ -256,8 +256,9 @@ pub fn explain(
                 },
             };
             let has_children = parents.contains(&image.id);
-            if has_children && cause == Cause::Unknown {
-                // An intermediate layer of some build: docker hides it, and so do we.
+            if has_children && matches!(cause, Cause::Unknown | Cause::BuildCache { .. }) {
+                // An intermediate layer of some build: docker hides it, and so do we (build cache
+                // comes back when its last child goes).
                 return None;
             }
             former.sort_by_key(|f| std::cmp::Reverse(f.0));
@@ -290,9 +291,12 @@ fn interrupted_cause(runs: &[Intent], image: &ListedImage) -> Cause {
             let end = r.end.map_or(i64::MAX, |(_, at)| at);
             made_ms >= r.start_ms - 1000 && made_ms <= end
         })
+        // Its age counts from its creation: on a shared daemon another build's fresh
+        // intermediate can fall in the window too, and `--min-age` (and the removal grace) must
+        // give that build time to build on it.
         .map_or(Cause::Unknown, |r| Cause::InterruptedBuild {
             tags: r.tags.iter().map(|(t, _)| t.clone()).collect(),
-            at_ms: r.start_ms,
+            at_ms: made_ms.max(r.start_ms),
         })
 }
 
