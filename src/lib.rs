@@ -62,10 +62,17 @@ pub fn run() -> ExitCode {
 
 /// clap's usage error on one line: its first line without `error: `, and where to look.
 fn usage_line(text: &str) -> String {
-    let first = text.lines().next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let first: String = first.chars().take(300).collect();
-    format!("{first} (see `imgguard --help`)")
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" names them on the next line.
+    if line.ends_with(':') {
+        if let Some(next) = lines.next().filter(|l| !l.starts_with("Usage:")) {
+            line = format!("{line} {next}");
+        }
+    }
+    let line: String = line.chars().take(300).collect();
+    format!("{line} (see `imgguard --help`)")
 }
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {

@@ -143,8 +143,13 @@ pub fn read_manifest(file: &mut File, shown: &Path) -> Result<Vec<ArchiveImage>,
         }
     }
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let members = scanner.members().cloned();
     let manifest = scanner.finish().map_err(|e| bad(e.to_string()))?;
-    archive::parse_manifest(&manifest).map_err(|e| bad(e.to_string()))
+    let images = archive::parse_manifest(&manifest).map_err(|e| bad(e.to_string()))?;
+    if let Some(missing) = members.and_then(|m| archive::missing_member(&manifest, &m)) {
+        return Err(bad(format!("not a docker image archive: manifest.json {missing}")));
+    }
+    Ok(images)
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {

@@ -198,13 +198,36 @@ fn run_half(builder: &str, env: &[(String, String)]) -> String {
         assert_eq!(current[0].0, daemon, "{builder}: the ledger's {tag} is the daemon's");
     }
     // Once quiet: one prune leaves nothing dangling from this test that nothing uses.
-    let r = t.run(&["prune", "--min-age", "0"]);
+    let r = t.run(&["prune", "--min-age", "0", "--label", &t.label]);
     r.status(0);
     let used: Vec<String> = containers.iter().filter_map(|c| container_image(c)).collect();
     let dangling =
         docker(&["images", "-q", "--no-trunc", "--filter", "dangling=true", "--filter", &filter]);
     let left: Vec<&str> = dangling.lines().filter(|d| !used.iter().any(|u| u == d)).collect();
-    assert!(left.is_empty(), "{builder}: dangling after the final prune: {left:?}\n{}", r.stdout);
+    if !left.is_empty() {
+        let keep =
+            std::env::temp_dir().join(format!("imgguard-conc-ledger-{}.db", std::process::id()));
+        let _ = std::fs::copy(t.home.path().join("ledger.db"), &keep);
+        let _ = std::fs::copy(t.home.path().join("ledger.db-wal"), keep.with_extension("db-wal"));
+        let explained = t.run(&["explain", "--format", "json", "--label", &t.label]).stdout;
+        let inspect: Vec<String> = left
+            .iter()
+            .map(|i| {
+                docker(&[
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{.Id}} parent={{.Parent}} created={{.Created}} cmd={{.ContainerConfig.Cmd}}",
+                    i,
+                ])
+            })
+            .collect();
+        panic!(
+            "{builder}: dangling after the final prune: {left:?}\n{inspect:#?}\nprune:\n{}\nexplain:\n{explained}\nledger kept at {}",
+            r.stdout,
+            keep.display()
+        );
+    }
     for s in 0..TAGS {
         assert!(image_id(&t.tag(&format!("s{s}"))).is_some(), "{builder}: a tag lost its image");
     }

@@ -18,6 +18,7 @@ mod engines;
 mod formats;
 mod guard;
 mod habits;
+mod hostile;
 mod killed;
 mod ledger;
 mod purity;

@@ -96,15 +96,6 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     Ok(Outcome::Child(0))
 }
 
-/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
-fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
-    github::publish(result)?;
-    if let Some(path) = s.report.as_deref() {
-        ui::json_file(path, &crate::core::github::report(result))?;
-    }
-    Ok(())
-}
-
 /// Docker failed (perhaps because imgguard was signalled and passed the signal on): records
 /// whatever did happen — a tag docker moved before it ended is a build — and ends the run (`interrupted`
 /// when signalled). A plain failure on a fresh machine leaves no ledger behind. Exits with
@@ -225,6 +216,17 @@ impl Run {
             .zip(self.before.iter().map(|b| b.as_ref().map(ToString::to_string)))
             .collect()
     }
+}
+
+/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
+/// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
+/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
+fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
+    github::publish(result)?;
+    if let Some(path) = s.report.as_deref() {
+        ui::json_file(path, &crate::core::github::report(result))?;
+    }
+    Ok(())
 }
 
 /// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace

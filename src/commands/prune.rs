@@ -38,8 +38,8 @@ pub fn run(s: &PruneSettings) -> Result<Outcome, Error> {
     if !s.dry_run {
         host::clean_stale_build_dirs();
     }
-    // A dry run must change nothing, not even create the ledger.
-    let mut ledger = if s.dry_run { host::existing_ledger()? } else { Some(host::ledger()?) };
+    // Nothing is created before the daemon has answered (a dry run creates nothing at all).
+    let mut ledger = host::existing_ledger()?;
     let lock = match ledger.as_deref() {
         Some(l) => l.prune_lock()?,
         None => crate::ledger::prune_lock_without_ledger(&host::env_var)?,
@@ -54,13 +54,12 @@ pub fn run(s: &PruneSettings) -> Result<Outcome, Error> {
         ));
         return Ok(Outcome::Refused);
     };
-    let ledger = ledger.as_deref_mut().map(|l| l as &mut dyn Ledger);
-    let outcome = host::runtime()?.block_on(prune(s, ledger));
+    let outcome = host::runtime()?.block_on(prune(s, ledger.take()));
     drop(lock);
     outcome
 }
 
-async fn prune(s: &PruneSettings, ledger: Option<&mut dyn Ledger>) -> Result<Outcome, Error> {
+async fn prune(s: &PruneSettings, ledger: Option<Box<dyn Ledger>>) -> Result<Outcome, Error> {
     let survey = observe::survey(ledger.as_deref()).await?;
     let mut plan = dangling::plan_prune(survey.explain(&s.labels), &s.rules, survey.now);
     let human = s.format == Format::Human;
@@ -78,16 +77,19 @@ async fn prune(s: &PruneSettings, ledger: Option<&mut dyn Ledger>) -> Result<Out
     let (attempted, orphans) = remove(&survey, &mut plan, human).await?;
     record.fates(&attempted, ReasonKind::Pruned);
     let freed = free_chain(&survey, orphans, s.rules.min_age_ms, &mut record, human).await?;
-    if let Some(ledger) = ledger {
-        record.commit(ledger)?;
-        retain::apply_if_due(
-            ledger,
-            s.retention_ms,
-            &survey.identity.id,
-            &survey.images,
-            survey.now,
-        )?;
-    }
+    // Created now if this is the first prune: the daemon has answered.
+    let mut ledger = match ledger {
+        Some(l) => l,
+        None => host::ledger()?,
+    };
+    record.commit(ledger.as_mut())?;
+    retain::apply_if_due(
+        ledger.as_mut(),
+        s.retention_ms,
+        &survey.identity.id,
+        &survey.images,
+        survey.now,
+    )?;
     if human {
         let removed: Vec<&PruneDecision> =
             plan.iter().filter(|d| d.verdict == Verdict::Remove).collect();
@@ -156,7 +158,10 @@ async fn remove(
     let not_before = plan
         .iter()
         .filter(|d| d.verdict == Verdict::Remove)
-        .filter_map(|d| d.explained.cause.since_ms())
+        .map(|d| {
+            let made = d.explained.image.created_s.saturating_mul(1000);
+            d.explained.cause.since_ms().unwrap_or(made)
+        })
         .max()
         .map_or(0, |since| since.saturating_add(apply::REMOVAL_GRACE_MS));
     let bar = ui::progress(&Progress::Items { len, what: "removing" });

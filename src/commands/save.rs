@@ -37,11 +37,12 @@ pub fn run(s: &SaveSettings) -> Result<Outcome, Error> {
 async fn save(s: &SaveSettings) -> Result<Outcome, Error> {
     let engine = observe::connect().await?;
     let identity = engine.identity().await?;
-    let mut ledger = host::ledger()?;
+    // An existing ledger only: a save that fails (a missing image) creates nothing.
+    let existing = host::existing_ledger()?;
     // 1. What each operand names; 2. refuse, or know what the archive must hold.
     let mut resolved = Vec::with_capacity(s.operands.len());
     for (input, op) in &s.operands {
-        resolved.push(resolve(&engine, ledger.as_ref(), &identity.id, input, op).await?);
+        resolved.push(resolve(&engine, existing.as_deref(), &identity.id, input, op).await?);
     }
     let plan = naming::plan_save(&resolved, s.allow_id);
     let output = s.output.as_deref();
@@ -65,6 +66,10 @@ async fn save(s: &SaveSettings) -> Result<Outcome, Error> {
     // 3. Stream, check, put in place.
     let shown = output.map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let written = transfer(&engine, &plan, output, &shown).await?;
+    let mut ledger = match existing {
+        Some(l) => l,
+        None => host::ledger()?,
+    };
     // 4. Record: tags the daemon shows where the ledger did not expect them were moved outside
     //    imgguard; then one save event per tag, one per nameless image.
     let now = host::now_ms();
@@ -181,7 +186,7 @@ async fn transfer(
 /// Asks the daemon (and, for an ID, the ledger) what one operand names.
 async fn resolve(
     engine: &Engine,
-    ledger: &dyn Ledger,
+    ledger: Option<&dyn Ledger>,
     engine_id: &str,
     input: &str,
     op: &Operand,
@@ -189,7 +194,10 @@ async fn resolve(
     let missing = || Error::Other(format!("no such image: {input}"));
     let by_id = |id: ImageId, tags_now: Vec<String>| async move {
         let mut before = Vec::new();
-        let events = ledger.image_events(engine_id, id.as_str())?;
+        let events = match ledger {
+            Some(l) => l.image_events(engine_id, id.as_str())?,
+            None => Vec::new(),
+        };
         for tag in event::tags_of_image(&events, engine_id, id.as_str()) {
             if tags_now.contains(&tag) {
                 continue;

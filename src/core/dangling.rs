@@ -32,7 +32,7 @@ pub enum Cause {
     ForceUntagged { tag: String, at_ms: i64 },
     /// The cache parent of `child`, which imgguard removed at `at_ms`; its removal is deferred.
     BuildCache { child: ImageId, at_ms: i64 },
-    /// Made during the build run of `tags` started at `at_ms`, which was interrupted.
+    /// Made (at `at_ms`) during a build run of `tags` that was interrupted.
     InterruptedBuild { tags: Vec<String>, at_ms: i64 },
     /// The ledger never saw it.
     Unknown,
@@ -193,11 +193,19 @@ pub fn explain(
         .into_iter()
         .filter(|i| matches!(i.end, Some((Outcome::Interrupted, _))))
         .collect();
-    let deferred: HashMap<ImageId, (i64, ImageId)> =
-        crate::core::event::pending_parents(events, engine)
-            .into_iter()
-            .map(|(id, at, child)| (id, (at, child)))
-            .collect();
+    // Every image whose removal was ever deferred, with its latest deferral: one that is
+    // dangling now is build cache whatever came after (a refusal because it had children then,
+    // recorded after a later deferral by a concurrent command, must not make it unknown).
+    let mut deferred: HashMap<ImageId, (i64, ImageId)> = HashMap::new();
+    for r in &sorted {
+        let e = &r.event;
+        if e.reason.as_ref().is_some_and(|x| x.kind == ReasonKind::Deferred) {
+            if let Some(id) = e.image_id.as_deref() {
+                let child = ImageId::new(e.previous_id.clone().unwrap_or_default());
+                deferred.insert(ImageId::new(id), (e.at_ms, child));
+            }
+        }
+    }
     for r in &sorted {
         let e = &r.event;
         if is_pointer(e) {
@@ -211,6 +219,11 @@ pub fn explain(
             }
         }
     }
+    // Each tag's moves in the order the daemon was observed (`[ref:observed-order]`): two
+    // builds of one tag may commit in the other order.
+    for list in by_tag.values_mut() {
+        list.sort_by_key(|r| crate::core::event::pointer_order(r));
+    }
 
     let mut out: Vec<Explained> = images
         .iter()
@@ -219,8 +232,8 @@ pub fn explain(
             let id = image.id.as_str();
             let users: Vec<ContainerInfo> =
                 containers.iter().filter(|c| c.image_id == image.id).cloned().collect();
-            // Each time a tag left this image: (seq, tag, where to, when, how).
-            let mut left: Vec<(i64, &str, Option<&str>, i64, EventKind)> = Vec::new();
+            // Each time a tag left this image: (order, tag, where to, when, how).
+            let mut left: Vec<Left<'_>> = Vec::new();
             let mut former: Vec<(i64, &str)> = Vec::new();
             for (tag, list) in &by_tag {
                 for (k, r) in list.iter().enumerate() {
@@ -232,7 +245,7 @@ pub fn explain(
                         list[k + 1..].iter().find(|n| n.event.image_id.as_deref() != Some(id))
                     {
                         left.push((
-                            next.seq,
+                            crate::core::event::pointer_order(next),
                             tag,
                             next.event.image_id.as_deref(),
                             next.event.at_ms,
@@ -266,8 +279,9 @@ pub fn explain(
                 },
             };
             let has_children = parents.contains(&image.id);
-            if has_children && cause == Cause::Unknown {
-                // An intermediate layer of some build: docker hides it, and so do we.
+            if has_children && matches!(cause, Cause::Unknown | Cause::BuildCache { .. }) {
+                // An intermediate layer of some build: docker hides it, and so do we (build cache
+                // comes back when its last child goes).
                 return None;
             }
             former.sort_by_key(|f| std::cmp::Reverse(f.0));
@@ -300,11 +314,17 @@ fn interrupted_cause(runs: &[Intent], image: &ListedImage) -> Cause {
             let end = r.end.map_or(i64::MAX, |(_, at)| at);
             made_ms >= r.start_ms - 1000 && made_ms <= end
         })
+        // Its age counts from its creation: on a shared daemon another build's fresh
+        // intermediate can fall in the window too, and `--min-age` (and the removal grace) must
+        // give that build time to build on it.
         .map_or(Cause::Unknown, |r| Cause::InterruptedBuild {
             tags: r.tags.iter().map(|(t, _)| t.clone()).collect(),
-            at_ms: r.start_ms,
+            at_ms: made_ms.max(r.start_ms),
         })
 }
+
+/// A tag leaving an image: (its order, the tag, where it went, when, how).
+type Left<'a> = ((i64, i64), &'a str, Option<&'a str>, i64, EventKind);
 
 fn nameless_cause(r: &Recorded) -> Cause {
     Cause::LoadedNameless {
@@ -629,6 +649,26 @@ mod tests {
     }
 
     #[test]
+    fn a_build_that_committed_late_is_superseded_by_the_later_observation() {
+        use crate::core::event::BuildFacts;
+        // Build A saw x:v1 on Xa at 5 ms and committed after build B, which saw it on Xb at 9.
+        let f = BuildFacts::default();
+        let log = with_seq(
+            vec![
+                Event::build(E, 9, "x:v1", "sha256:Xb", None, &f),
+                Event::build(E, 5, "x:v1", "sha256:Xa", None, &f),
+            ],
+            1,
+        );
+        let images = vec![img("Xa", &[], 1), img("Xb", &["x:v1"], 1)];
+        assert!(reconcile(&log, E, &images, 10).is_empty(), "the ledger agrees with the daemon");
+        let e = explain(&images, &[], &log, E);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].cause.name(), "superseded");
+        assert_eq!(e[0].cause.to_string(), "x:v1 moved to sha256:Xb by imgguard build");
+    }
+
+    #[test]
     fn images_made_during_an_interrupted_run_have_a_cause() {
         use crate::core::event::{run_name, Outcome as O};
         let run = run_name(7, 10_000);
@@ -659,6 +699,15 @@ mod tests {
                 ("sha256:P".to_string(), "build-cache"),
             ]
         );
+        // A refusal recorded after a later deferral (two commands at once) keeps it build cache.
+        let mut refused = Event::new(E, 40_000, EventKind::Kept);
+        refused.image_id = Some("sha256:P".into());
+        refused.reason =
+            Some(crate::core::event::Reason::new(ReasonKind::DaemonRefused, "children"));
+        let mut later = log.clone();
+        later.extend(with_seq(vec![refused], 9));
+        let p = explain(&images, &[], &later, E);
+        assert_eq!(p.iter().find(|e| e.image.id == id("P")).unwrap().cause.name(), "build-cache");
         // prune removes both kinds as it does superseded ones.
         let plan = plan_prune(explain(&images, &[], &log, E), &PruneRules::default(), 100 * HOUR);
         let removed: Vec<&str> = plan

@@ -747,8 +747,10 @@ pub fn lineages(events: &[Recorded]) -> Vec<Lineage> {
                         if is_last { EntryState::Current } else { EntryState::Superseded };
                     if let Some((fate_seq, state, reason)) = fates.get(&(engine, &*entry.image_id))
                     {
-                        // A fate decided before the tag pointed here again does not apply.
-                        if *fate_seq > seq {
+                        // A fate decided before the tag pointed here again does not apply, nor
+                        // one that a concurrent command recorded about the image the tag points
+                        // at now (a build that found it still tagged, say).
+                        if *fate_seq > seq && !is_last {
                             entry.state = *state;
                             entry.reason = reason.map(str::to_string);
                         }

@@ -190,6 +190,14 @@ impl Store {
         let conn = Connection::open(path).map_err(|e| db(one_line(&e)))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db(one_line(&e)))?;
         check_is_ours(&conn).map_err(db)?;
+        // A newer schema is refused before anything is changed (not even the journal mode).
+        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| db(one_line(&e)))?;
+        if version > known {
+            return Err(LedgerError::TooNew { path: path.to_path_buf(), found: version, known });
+        }
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(e.to_string()))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db(e.to_string()))?;
         // The last connection to close would otherwise checkpoint the WAL into the database and

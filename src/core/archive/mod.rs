@@ -63,6 +63,34 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Vec<ArchiveImage>, ManifestError> 
         .collect()
 }
 
+#[derive(Deserialize)]
+struct RawFiles {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "Layers", default)]
+    layers: Option<Vec<String>>,
+}
+
+/// The first file `manifest.json` names (a config, then the layers) that is not among the
+/// archive's `members`: the daemon would fail on it halfway through the load.
+pub fn missing_member(
+    manifest: &[u8],
+    members: &std::collections::BTreeSet<String>,
+) -> Option<String> {
+    let raw: Vec<RawFiles> = serde_json::from_slice(manifest).ok()?;
+    raw.into_iter().find_map(|e| {
+        let clean = |p: &str| p.trim_start_matches("./").to_string();
+        if !members.contains(&clean(&e.config)) {
+            return Some(format!("names config `{}`, which is not in the archive", e.config));
+        }
+        e.layers
+            .unwrap_or_default()
+            .into_iter()
+            .find(|l| !members.contains(&clean(l)))
+            .map(|l| format!("names layer `{l}`, which is not in the archive"))
+    })
+}
+
 /// What a save was asked for: each image, and the tags it must carry in the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -192,6 +220,19 @@ mod tests {
     fn bad_manifests() {
         assert!(parse_manifest(b"{}").is_err());
         assert!(parse_manifest(b"[]").unwrap_err().to_string().contains("lists no image"));
+        let members: std::collections::BTreeSet<String> =
+            ["a.json".to_string(), "l/layer.tar".to_string()].into();
+        let m = |s: &str| missing_member(s.as_bytes(), &members);
+        assert_eq!(m(r#"[{"Config":"a.json","Layers":["l/layer.tar"]}]"#), None);
+        assert_eq!(m(r#"[{"Config":"./a.json","Layers":null}]"#), None);
+        assert_eq!(
+            m(r#"[{"Config":"b.json","Layers":[]}]"#).as_deref(),
+            Some("names config `b.json`, which is not in the archive")
+        );
+        assert_eq!(
+            m(r#"[{"Config":"a.json","Layers":["x/layer.tar"]}]"#).as_deref(),
+            Some("names layer `x/layer.tar`, which is not in the archive")
+        );
         let e = parse_manifest(br#"[{"Config":"x.json"}]"#).unwrap_err();
         assert_eq!(
             e.to_string(),

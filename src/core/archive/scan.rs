@@ -11,6 +11,9 @@ const BLOCK: usize = 512;
 /// Largest `manifest.json` (and PAX header, GNU long name) kept; a docker archive's manifest is
 /// a few hundred bytes per image.
 const MAX_KEPT: u64 = 16 << 20;
+/// Most member names remembered (to check that the manifest's files are there); an image
+/// archive has a handful per layer. Past this the check is not made.
+const MAX_MEMBERS: usize = 100_000;
 
 /// Why a byte stream is not a complete image archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +83,7 @@ pub struct Scanner {
     next_path: Option<String>,
     next_size: Option<u64>,
     manifest: Option<Vec<u8>>,
+    members: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Default for Scanner {
@@ -99,7 +103,14 @@ impl Scanner {
             next_path: None,
             next_size: None,
             manifest: None,
+            members: Some(std::collections::BTreeSet::new()),
         }
+    }
+
+    /// The regular files seen so far (paths without a leading `./`); `None` when there were too
+    /// many to remember.
+    pub fn members(&self) -> Option<&std::collections::BTreeSet<String>> {
+        self.members.as_ref()
     }
 
     /// Bytes consumed so far.
@@ -183,8 +194,9 @@ impl Scanner {
             State::End { zeros } if zeros >= BLOCK as u64 => {
                 self.manifest.ok_or(ScanError::NoManifest)
             }
-            // An empty stream is not an archive at all.
-            State::Header if self.offset == 0 => Err(ScanError::NotTar { offset: 0 }),
+            // Less than one header block (an empty stream, a few bytes of something else) is
+            // not an archive at all.
+            State::Header if self.offset < BLOCK as u64 => Err(ScanError::NotTar { offset: 0 }),
             _ => Err(ScanError::Truncated { offset: self.offset }),
         }
     }
@@ -212,6 +224,14 @@ impl Scanner {
             b'0' | 0 if path.trim_start_matches("./") == "manifest.json" => Keep::Manifest,
             _ => Keep::Nothing,
         };
+        if matches!(block[156], b'0' | 0) {
+            if let Some(m) = self.members.as_mut() {
+                m.insert(path.trim_start_matches("./").to_string());
+                if m.len() > MAX_MEMBERS {
+                    self.members = None;
+                }
+            }
+        }
         // Directories, links and the like carry no data whatever their size field says.
         let size =
             if matches!(block[156], b'1' | b'2' | b'3' | b'4' | b'5' | b'6') { 0 } else { size };
@@ -385,9 +405,14 @@ mod tests {
     fn truncated_anywhere_is_an_error() {
         let layer = vec![1u8; 3000];
         let bytes = archive(&[("l.tar", &layer), ("manifest.json", b"[]")]);
-        for cut in [1, 511, 512, 1000, 3584, bytes.len() - 1024, bytes.len() - 1] {
+        for cut in [512, 1000, 3584, bytes.len() - 1024, bytes.len() - 1] {
             let e = scan_in_chunks(&bytes[..cut], 64).unwrap_err();
             assert!(matches!(e, ScanError::Truncated { .. }), "cut at {cut}: {e:?}");
+        }
+        // Less than one header: nothing says it was ever a tar archive (a gzip of a text).
+        for cut in [1, 511] {
+            let e = scan_in_chunks(&bytes[..cut], 64).unwrap_err();
+            assert_eq!(e, ScanError::NotTar { offset: 0 }, "cut at {cut}");
         }
     }
 
