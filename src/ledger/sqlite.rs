@@ -389,7 +389,7 @@ impl Store {
         rows.and_then(Iterator::collect).map_err(|e| self.err(&e))
     }
 
-    /// What `explain` needs about `image_ids` on `engine`, by index (see [`evidence`]).
+    /// What `explain` needs about `image_ids` on `engine`, by index (see the private `evidence` function).
     pub fn evidence(&self, engine: &str, image_ids: &[&str]) -> Result<Vec<Recorded>, LedgerError> {
         Ok(evidence(&self.conn, engine, image_ids)
             .map_err(|e| self.err(&e))?
