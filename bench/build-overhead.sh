@@ -3,6 +3,9 @@
 # ratio (hyperfine, many paired runs). Run by hand; not part of the tests.
 #
 #   bash bench/build-overhead.sh [RUNS]        (default 60 runs each)
+#   BEFORE_BIN=/path/to/old/imgguard bash bench/build-overhead.sh
+#                                               (also an older binary, in the same interleaved
+#                                                rounds, with a ledger of its own)
 #
 # Also times the pieces of imgguard's own work: process start (`--version`), and `history` (opens
 # the ledger, runs one query), so the extra time can be attributed.
@@ -23,6 +26,10 @@ echo bench > "$work/ctx/f"
 # Warm the cache and the ledger.
 "$bin" build -q -t "$tag" "$work/ctx" >/dev/null 2>&1
 "$bin" build -q -t "$tag" "$work/ctx" >/dev/null 2>&1
+before_bin=${BEFORE_BIN:-}
+if [ -n "$before_bin" ]; then
+  IMGGUARD_HOME="$work/before" "$before_bin" build -q -t "$tag" "$work/ctx" >/dev/null 2>&1
+fi
 
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/h.json" \
   -n docker "docker build -q -t $tag $work/ctx" \
@@ -32,22 +39,34 @@ hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/h.json" \
 
 # Paired runs, interleaved (docker, imgguard, docker, …) so that drift in the machine's speed
 # hits both alike; the overhead is the median of the per-pair differences.
-python3 - "$work/h.json" "$runs" "$bin" "$tag" "$work/ctx" <<'PY'
-import json, statistics, subprocess, sys, time
+python3 - "$work/h.json" "$runs" "$bin" "$tag" "$work/ctx" "$before_bin" "$work/before" <<'PY'
+import json, os, statistics, subprocess, sys, time
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-runs, bin_, tag, ctx = int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+runs, bin_, tag, ctx, before, before_home = int(sys.argv[2]), *sys.argv[3:]
 print(f"{'command (hyperfine, not interleaved)':40} {'median ms':>10} {'min ms':>8}")
 for n, x in r.items():
     print(f"{n:40} {x['median']*1000:10.2f} {x['min']*1000:8.2f}")
-def once(cmd):
+def once(cmd, env=None):
     t = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
     return (time.perf_counter() - t) * 1000
-pairs = []
+pairs, old = [], []
+old_env = dict(os.environ, IMGGUARD_HOME=before_home)
 for _ in range(runs):
     d = once(["docker", "build", "-q", "-t", tag, ctx])
     i = once([bin_, "build", "-q", "-t", tag, ctx])
     pairs.append((d, i))
+    if before:
+        d = once(["docker", "build", "-q", "-t", tag, ctx])
+        b = once([before, "build", "-q", "-t", tag, ctx], old_env)
+        old.append((d, b))
+if old:
+    bm = statistics.median(p[1] for p in old)
+    bd = statistics.median(p[0] for p in old)
+    bdiff = statistics.median(p[1] - p[0] for p in old)
+    print()
+    print(f"{runs} interleaved pairs, BEFORE_BIN: docker median {bd:.2f} ms, imgguard median {bm:.2f} ms")
+    print(f"median overhead before: {bdiff:+.2f} ms   ratio: {bm / bd:.3f}")
 dm = statistics.median(p[0] for p in pairs)
 im = statistics.median(p[1] for p in pairs)
 diff = statistics.median(p[1] - p[0] for p in pairs)

@@ -15,8 +15,23 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// When to colour output (`NO_COLOR` set turns `auto` off; `always` wins over it).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
 }
 
 /// The subcommands.
@@ -36,9 +51,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Remove images or tags safely: refuses rather than leave a `<none>` image in use behind.
     Rmi(RmiArgs),
-    /// Scan the repository for docker commands that create `<none>:<none>` images (IG001 ID-only
-    /// save, IG002 forced rmi, IG003 plain rebuild of a tag, IG004 blanket prune). Needs no
-    /// Docker daemon. Exit 0 clean, 1 findings at or above --fail-on, 2 error.
+    /// Scan the repository for docker commands that create `<none>:<none>` images (ID-only saves,
+    /// forced removals, plain rebuilds of a tag, blanket prunes; the rules: docs/check.md). Needs
+    /// no Docker daemon. Exit 0 clean, 1 findings at or above --fail-on, 2 error.
     Check(CheckArgs),
     /// Install imgguard's git hooks.
     Hook(HookArgs),
@@ -48,6 +63,65 @@ pub enum Command {
     /// Load images from a tar archive, as `docker load`; say what was loaded, give back names
     /// the archive lacks, and clean up the image a load took a tag from (never forced).
     Load(LoadArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `imgguard completions bash > /etc/bash_completion.d/imgguard`.
+    Completions(CompletionsArgs),
+    /// Print the manual page imgguard(1), or write one page per command into a directory.
+    Man(ManArgs),
+    /// Look after the ledger: `stats`, `compact --older-than 180d`, `export` (JSON Lines) and
+    /// `import FILE|-`.
+    Ledger(LedgerArgs),
+}
+
+/// `imgguard completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `imgguard man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write imgguard.1 and imgguard-COMMAND.1 for every command into this directory (created
+    /// if missing) instead of printing imgguard(1).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `imgguard ledger`.
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    #[command(subcommand)]
+    pub action: LedgerAction,
+}
+
+/// `imgguard ledger …`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Events, tags, engines, size on disk and the oldest event.
+    Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Drop history older than DURATION (e.g. 180d), but never a tag's current state nor the
+    /// evidence for an image the daemon still has (asks the daemon); then give the space back.
+    Compact {
+        /// How old an event must be to go (90s, 30m, 12h, 180d).
+        #[arg(long, value_name = "DURATION", required = true)]
+        older_than: String,
+    },
+    /// Write the whole log to standard output as JSON Lines, one event per line, oldest first.
+    Export,
+    /// Append the events of an export (FILE, or `-` for standard input), all or nothing;
+    /// events already in the ledger (same `id`) are skipped, so importing twice adds nothing.
+    Import {
+        /// The export to read, or `-`.
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+    },
 }
 
 /// `imgguard build`.

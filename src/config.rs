@@ -33,6 +33,19 @@ pub struct FileConfig {
     /// The `check:` section: rules off or severity changed, paths excluded (`imgguard check`).
     #[serde(default)]
     pub check: crate::core::guard::CheckSettings,
+    /// The `ledger:` section: `retention` (e.g. `180d`), applied at most once a day.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+}
+
+/// The `ledger:` section of the configuration.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Drop history older than this (as `imgguard ledger compact --older-than`), at most once a
+    /// day, from `explain` and `prune` (which list the daemon's images anyway).
+    #[serde(default)]
+    pub retention: Option<String>,
 }
 
 /// Where the configuration came from, with what it says.
@@ -94,6 +107,15 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
         None | Some(1) => {}
         Some(v) => return Err(err(format!("version {v} is not known (this imgguard reads 1)"))),
     }
+    if let Some(r) = &file.ledger.retention {
+        let ms = crate::core::policy::parse_duration(r)
+            .map_err(|e| err(format!("ledger.retention: {e}")))?;
+        if ms == 0 {
+            return Err(err(
+                "ledger.retention: 0 would drop all history (omit it to keep all)".into()
+            ));
+        }
+    }
     for pattern in &file.protect {
         if pattern.trim().is_empty() {
             return Err(err("protect: an empty pattern would match nothing".into()));
@@ -147,6 +169,16 @@ mod tests {
     fn unknown_version_is_refused() {
         let e = parse(Path::new("x"), "version: 2\n").unwrap_err().to_string();
         assert!(e.contains("version 2"), "{e}");
+    }
+
+    #[test]
+    fn ledger_retention_is_checked() {
+        let c = parse(Path::new("x"), "ledger:\n  retention: 180d\n").unwrap();
+        assert_eq!(c.ledger.retention.as_deref(), Some("180d"));
+        let e = parse(Path::new("x.yml"), "ledger: { retention: soon }\n").unwrap_err();
+        assert!(e.to_string().starts_with("config x.yml: ledger.retention: invalid duration"));
+        let e = parse(Path::new("x.yml"), "ledger: { retain: 1d }\n").unwrap_err();
+        assert!(e.to_string().contains("retain"), "{e}");
     }
 
     #[test]

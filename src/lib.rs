@@ -77,9 +77,15 @@ fn usage_line(text: &str) -> String {
 
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     use settings::{
-        BuildSettings, ExplainSettings, HistorySettings, LoadSettings, PruneSettings, RmiSettings,
-        SaveSettings,
+        BuildSettings, ExplainSettings, HistorySettings, LedgerSettings, LoadSettings,
+        PruneSettings, RmiSettings, SaveSettings,
     };
+    // Made from the command-line definition alone: no configuration, no daemon.
+    match &cli.command {
+        cli::Command::Completions(args) => return commands::completions::completions(args),
+        cli::Command::Man(args) => return commands::completions::man(args),
+        _ => {}
+    }
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = config::Config::load(cli.config.as_deref(), &cwd)?;
     match &cli.command {
@@ -92,9 +98,13 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         }
         cli::Command::Prune(args) => commands::prune::run(&PruneSettings::new(args, &config)?),
         cli::Command::Rmi(args) => commands::rmi::run(&RmiSettings::new(args)?),
-        cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref()),
+        cli::Command::Check(args) => commands::check::run(args, cli.config.as_deref(), cli.color),
         cli::Command::Hook(args) => commands::hook::run(args),
         cli::Command::Save(args) => commands::save::run(&SaveSettings::new(args)?),
         cli::Command::Load(args) => commands::load::run(&LoadSettings::new(args, &config)?),
+        cli::Command::Completions(_) | cli::Command::Man(_) => {
+            unreachable!("answered before the configuration is read")
+        }
+        cli::Command::Ledger(args) => commands::ledger::run(&LedgerSettings::new(args)?),
     }
 }

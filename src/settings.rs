@@ -32,6 +32,11 @@ fn rules(config: &Config, keep_previous: bool) -> Rules {
     }
 }
 
+/// The ledger's retention (`ledger.retention` in the configuration, checked when it was read).
+fn retention(config: &Config) -> Option<i64> {
+    config.file.ledger.retention.as_deref().and_then(|r| parse_duration(r).ok())
+}
+
 fn labels(raw: &[String]) -> Result<Vec<LabelFilter>, Error> {
     raw.iter().map(|l| LabelFilter::parse(l).map_err(|e| usage(format!("--label: {e}")))).collect()
 }
@@ -104,6 +109,8 @@ pub struct ExplainSettings {
     pub format: cli::Format,
     /// The rules of a plain `imgguard prune`, so that `removable` says what it would do.
     pub rules: PruneRules,
+    /// Drop ledger history older than this (ms), at most once a day.
+    pub retention_ms: Option<i64>,
 }
 
 impl ExplainSettings {
@@ -116,7 +123,12 @@ impl ExplainSettings {
             unknown: false,
             protect: config.file.protect.clone(),
         };
-        Ok(ExplainSettings { labels: labels(&args.label)?, format: args.format, rules })
+        Ok(ExplainSettings {
+            labels: labels(&args.label)?,
+            format: args.format,
+            rules,
+            retention_ms: retention(config),
+        })
     }
 }
 
@@ -131,6 +143,8 @@ pub struct PruneSettings {
     pub dry_run: bool,
     /// Output format.
     pub format: cli::Format,
+    /// Drop ledger history older than this (ms), at most once a day (not in a dry run).
+    pub retention_ms: Option<i64>,
 }
 
 impl PruneSettings {
@@ -148,6 +162,7 @@ impl PruneSettings {
             labels: labels(&args.label)?,
             dry_run: args.dry_run,
             format: args.format,
+            retention_ms: retention(config),
         })
     }
 }
@@ -288,6 +303,51 @@ impl LoadSettings {
     }
 }
 
+/// `imgguard ledger`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerSettings {
+    /// `stats`.
+    Stats {
+        /// Output format.
+        format: cli::Format,
+    },
+    /// `compact --older-than`.
+    Compact {
+        /// How old (ms) an event must be to go.
+        older_than_ms: i64,
+    },
+    /// `export`.
+    Export,
+    /// `import FILE|-`.
+    Import {
+        /// The file; standard input when `None`.
+        file: Option<PathBuf>,
+    },
+}
+
+impl LedgerSettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::LedgerArgs) -> Result<LedgerSettings, Error> {
+        Ok(match &args.action {
+            cli::LedgerAction::Stats { format } => LedgerSettings::Stats { format: *format },
+            cli::LedgerAction::Compact { older_than } => {
+                let ms =
+                    parse_duration(older_than).map_err(|e| usage(format!("--older-than: {e}")))?;
+                if ms == 0 {
+                    return Err(usage(
+                        "--older-than: 0 would drop all history; give a duration such as 180d",
+                    ));
+                }
+                LedgerSettings::Compact { older_than_ms: ms }
+            }
+            cli::LedgerAction::Export => LedgerSettings::Export,
+            cli::LedgerAction::Import { file } => {
+                LedgerSettings::Import { file: (file.as_os_str() != "-").then(|| file.clone()) }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +393,21 @@ mod tests {
         };
         let e = PruneSettings::new(&args, &Config::default()).unwrap_err().to_string();
         assert!(e.starts_with("--min-age: invalid duration `soon`"), "{e}");
+    }
+
+    #[test]
+    fn ledger_durations_are_checked() {
+        let compact = |d: &str| cli::LedgerArgs {
+            action: cli::LedgerAction::Compact { older_than: d.into() },
+        };
+        assert_eq!(
+            LedgerSettings::new(&compact("180d")).unwrap(),
+            LedgerSettings::Compact { older_than_ms: 180 * 24 * 3_600_000 }
+        );
+        let e = LedgerSettings::new(&compact("6 moons")).unwrap_err().to_string();
+        assert!(e.starts_with("--older-than: invalid duration `6 moons`"), "{e}");
+        assert!(LedgerSettings::new(&compact("0")).is_err());
+        let stdin = cli::LedgerArgs { action: cli::LedgerAction::Import { file: "-".into() } };
+        assert_eq!(LedgerSettings::new(&stdin).unwrap(), LedgerSettings::Import { file: None });
     }
 }

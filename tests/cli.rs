@@ -144,3 +144,30 @@ fn unknown_subcommand_exits_2() {
     let home = tempfile::tempdir().unwrap();
     fake.run(home.path(), &["frobnicate"], &[]).assert_code(2);
 }
+
+#[test]
+fn color_is_asked_for_or_not_on_every_command_that_colours() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.sh"), "docker rmi -f app\n").unwrap();
+    let run = |args: &[&str], no_color: Option<&str>| {
+        let mut t = Test::new().args(args).current_dir(dir.path()).home(dir.path().join("h"));
+        if let Some(v) = no_color {
+            t = t.env("NO_COLOR", v);
+        }
+        t.run()
+    };
+    let always = run(&["check", "--color", "always", "a.sh"], None);
+    always.status(1);
+    assert!(always.stdout.contains("\x1b["), "{}", always.stdout);
+    // An explicit --color always wins over NO_COLOR; auto (not a terminal here) never colours.
+    assert!(run(&["--color", "always", "check", "a.sh"], Some("1")).stdout.contains("\x1b["));
+    for args in [&["check", "--color", "never", "a.sh"][..], &["check", "a.sh"][..]] {
+        let plain = run(args, None);
+        plain.status(1);
+        assert!(!plain.stdout.contains('\x1b'), "{args:?}: {}", plain.stdout);
+        assert!(plain.stdout.contains("a.sh:1:1: error[IG002]"), "{}", plain.stdout);
+    }
+    let bad = run(&["check", "--color", "sometimes", "a.sh"], None);
+    bad.status(2);
+    assert!(bad.stderr.contains("sometimes"), "{}", bad.stderr);
+}

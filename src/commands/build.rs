@@ -93,6 +93,15 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     Ok(Outcome::Child(0))
 }
 
+/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
+fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
+    github::publish(result)?;
+    if let Some(path) = s.report.as_deref() {
+        ui::json_file(path, &crate::core::github::report(result))?;
+    }
+    Ok(())
+}
+
 /// Docker failed (perhaps because imgguard was signalled and passed the signal on): records
 /// whatever did happen — a tag docker moved before it ended is a build — and ends the run (`interrupted`
 /// when signalled). A plain failure on a fresh machine leaves no ledger behind. Exits with
@@ -217,17 +226,6 @@ impl Run {
 
 /// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
 /// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
-/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
-fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
-    github::publish(result)?;
-    if let Some(path) = s.report.as_deref() {
-        ui::json_file(path, &crate::core::github::report(result))?;
-    }
-    Ok(())
-}
-
-/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
-/// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
 /// parents left for later.
 async fn decide_and_apply(
     engine: &Engine,
@@ -271,12 +269,12 @@ async fn observe_before(tags: &[String]) -> Result<Run, Error> {
     let (existing, observed) = tokio::join!(blocking(host::existing_ledger), async {
         let engine = observe::connect().await?;
         trace("connected");
-        let (before, identity) = tokio::join!(observe::image_ids(&engine, tags), engine.identity());
+        let before = observe::image_ids(&engine, tags).await?;
         trace("tags inspected before");
-        Ok::<_, Error>((engine, before?, identity?))
+        Ok::<_, Error>((engine, before))
     });
-    let (engine, before, identity) = observed?;
-    let (ledger, fresh, made_dir) = match existing? {
+    let (engine, before) = observed?;
+    let (mut ledger, fresh, made_dir) = match existing? {
         Some(l) => (l, false, false),
         None => {
             let place = crate::ledger::location(&host::env_var)?;
@@ -285,6 +283,9 @@ async fn observe_before(tags: &[String]) -> Result<Run, Error> {
         }
     };
     trace("ledger open");
+    // Remembered per endpoint: no `docker info` on the build's critical path once known.
+    let identity = observe::identity(&engine, ledger.as_mut(), start).await?;
+    trace("engine identity read");
     let name = event::run_name(std::process::id(), start);
     Ok(Run { engine, identity, before, ledger, name, start, fresh, made_dir, tags: tags.to_vec() })
 }

@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::bounded_read::{read_regular, ReadError, SOURCE_LIMIT};
-use crate::cli::{CheckArgs, CheckFormat, FailOn};
+use crate::cli::{CheckArgs, CheckFormat, ColorChoice, FailOn};
 use crate::config::Config;
 use crate::core::guard::rules::UnknownRule;
 use crate::core::guard::{fix, report, Autofix, Edit, RuleId, Rules, Severity};
@@ -17,7 +17,11 @@ use crate::error::{Error, Outcome};
 use crate::walk::{self as repo, Exclude, RepoError, Scanned};
 
 /// Runs `imgguard check`.
-pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Error> {
+pub fn run(
+    args: &CheckArgs,
+    config_path: Option<&Path>,
+    color: ColorChoice,
+) -> Result<Outcome, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = Config::load(config_path, &cwd)?;
     let rules = Rules::from_settings(&config.file.check).map_err(|e| Error::Config {
@@ -87,7 +91,7 @@ pub fn run(args: &CheckArgs, config_path: Option<&Path>) -> Result<Outcome, Erro
             plural(fixed.files, "file")
         );
     }
-    print(args.format, &scanned, &root, &cwd)?;
+    print(args.format, color, &scanned, &root, &cwd)?;
     if scanned.findings.iter().any(|f| f.severity >= threshold) {
         Ok(Outcome::Refused)
     } else {
@@ -240,15 +244,29 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Colour only on a terminal, and never when NO_COLOR is set to anything non-empty.
-fn use_color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// `--color`: `auto` colours only on a terminal, and never when NO_COLOR is set to anything
+/// non-empty; `always` and `never` say it outright.
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
 }
 
-fn print(format: CheckFormat, scanned: &Scanned, root: &Path, cwd: &Path) -> Result<(), Error> {
+fn print(
+    format: CheckFormat,
+    color: ColorChoice,
+    scanned: &Scanned,
+    root: &Path,
+    cwd: &Path,
+) -> Result<(), Error> {
     let findings = &scanned.findings;
     let text = match format {
-        CheckFormat::Human => report::human(findings, use_color()),
+        CheckFormat::Human => report::human(findings, use_color(color)),
         CheckFormat::Json => report::json(findings),
         // GitHub resolves `file=` against the workspace, the directory a workflow step runs in,
         // not against the directory scanned (`imgguard check scripts/`).

@@ -1,12 +1,14 @@
 //! `imgguard explain`: every dangling image with its cause and what holds it. Observe (three list
 //! calls in parallel, whatever the number of images) → plan (what a plain `prune` would do) →
-//! record the tag moves imgguard did not make (`moved-outside`) → report.
+//! record the tag moves imgguard did not make (`moved-outside`); the ledger's retention, at most
+//! once a day → report.
 
 use crate::cli::Format;
 use crate::core::dangling;
 use crate::error::{Error, Outcome};
 use crate::flow::observe;
 use crate::flow::record::Record;
+use crate::flow::retain;
 use crate::host;
 use crate::settings::ExplainSettings;
 use crate::ui::{self, explained};
@@ -19,6 +21,13 @@ pub fn run(s: &ExplainSettings) -> Result<Outcome, Error> {
         let mut record = Record::new(&survey.identity, survey.now);
         record.extend(survey.moves.iter().cloned());
         record.commit(ledger)?;
+        retain::apply_if_due(
+            ledger,
+            s.retention_ms,
+            &survey.identity.id,
+            &survey.images,
+            survey.now,
+        )?;
     }
     let plan = dangling::plan_prune(survey.explain(&s.labels), &s.rules, survey.now);
     match s.format {

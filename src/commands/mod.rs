@@ -4,9 +4,11 @@
 
 pub mod build;
 pub mod check;
+pub mod completions;
 pub mod explain;
 pub mod history;
 pub mod hook;
+pub mod ledger;
 pub mod load;
 pub mod prune;
 pub mod rmi;

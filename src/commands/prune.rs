@@ -2,7 +2,7 @@
 //! per ledger) → observe (the survey) → plan (pure, [`crate::core::dangling::plan_prune`]),
 //! printed first; `--dry-run` stops there and changes neither images nor the ledger → apply (the
 //! one removal path: re-checked, never forced; the daemon's refusal is reported as kept) →
-//! record in one transaction → report.
+//! record in one transaction (then the ledger's retention, at most once a day) → report.
 
 use serde::Serialize;
 
@@ -12,7 +12,7 @@ use crate::core::event::ReasonKind;
 use crate::core::policy::Verdict;
 use crate::error::{Error, Outcome};
 use crate::flow::observe::{self, Survey};
-use crate::flow::{apply, record::Record};
+use crate::flow::{apply, record::Record, retain};
 use crate::host;
 use crate::ledger::Ledger;
 use crate::settings::PruneSettings;
@@ -83,6 +83,13 @@ async fn prune(s: &PruneSettings, ledger: Option<Box<dyn Ledger>>) -> Result<Out
         None => host::ledger()?,
     };
     record.commit(ledger.as_mut())?;
+    retain::apply_if_due(
+        ledger.as_mut(),
+        s.retention_ms,
+        &survey.identity.id,
+        &survey.images,
+        survey.now,
+    )?;
     if human {
         let removed: Vec<&PruneDecision> =
             plan.iter().filter(|d| d.verdict == Verdict::Remove).collect();

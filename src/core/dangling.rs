@@ -117,28 +117,51 @@ pub struct Explained {
 }
 
 /// Compares where the ledger believes each tracked tag points with the daemon's tags, and returns
-/// a `moved-outside` event for each move imgguard did not make.
+/// a `moved-outside` event for each move imgguard did not make. Derives the tags' current state
+/// from the whole log: [`reconcile_current`] is the same over a ledger's current-state table.
 pub fn reconcile(
     events: &[Recorded],
     engine: &str,
     images: &[ListedImage],
     now_ms: i64,
 ) -> Vec<Event> {
-    let daemon: HashMap<&str, &ImageId> =
-        images.iter().flat_map(|i| i.repo_tags.iter().map(move |t| (t.as_str(), &i.id))).collect();
-    let mut current: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-    let mut sorted: Vec<&Recorded> =
-        events.iter().filter(|r| r.event.engine == engine && is_pointer(&r.event)).collect();
-    sorted.sort_by_key(|r| crate::core::event::pointer_order(r));
-    for r in sorted {
+    reconcile_current(&current_state(events, engine), engine, images, now_ms)
+}
+
+/// Where the log says each tag of `engine` points now (`None`: removed), by tag: the pointer
+/// event of each tag ever moved that comes last in `[ref:observed-order]`.
+pub fn current_state(events: &[Recorded], engine: &str) -> Vec<(String, Option<String>)> {
+    let mut current: BTreeMap<&str, ((i64, i64), Option<&str>)> = BTreeMap::new();
+    for r in events.iter().filter(|r| r.event.engine == engine && is_pointer(&r.event)) {
         if let Some(tag) = r.event.tag.as_deref() {
-            current.insert(tag, r.event.image_id.as_deref());
+            let order = crate::core::event::pointer_order(r);
+            let slot = current.entry(tag).or_insert((order, r.event.image_id.as_deref()));
+            if order >= slot.0 {
+                *slot = (order, r.event.image_id.as_deref());
+            }
         }
     }
     current
         .into_iter()
+        .map(|(tag, (_, image))| (tag.to_string(), image.map(str::to_string)))
+        .collect()
+}
+
+/// [`reconcile`] over the current state of each tracked tag (`(tag, image it points at)`, as a
+/// ledger keeps it), so that no command reads the whole log to find the tags that moved.
+pub fn reconcile_current(
+    current: &[(String, Option<String>)],
+    engine: &str,
+    images: &[ListedImage],
+    now_ms: i64,
+) -> Vec<Event> {
+    let daemon: HashMap<&str, &ImageId> =
+        images.iter().flat_map(|i| i.repo_tags.iter().map(move |t| (t.as_str(), &i.id))).collect();
+    current
+        .iter()
         .filter_map(|(tag, recorded)| {
-            let now = daemon.get(tag).map(|id| id.as_str());
+            let now = daemon.get(tag.as_str()).map(|id| id.as_str());
+            let recorded = recorded.as_deref();
             (now != recorded).then(|| {
                 Event::moved_outside(engine, now_ms, tag, now, recorded, ReasonKind::MovedOutside)
             })

@@ -21,6 +21,9 @@ macro_rules! named {
         pub enum $name { $($(#[$vmeta])* $variant,)* }
 
         impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
             /// The stored name.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text,)* }

@@ -37,6 +37,8 @@ pub struct Engine {
     endpoint: Endpoint,
     /// What kind of engine answers (dockerd or Podman), learnt while connecting.
     flavor: Flavor,
+    /// What says the daemon is still the one it was (see [`Engine::stamp`]).
+    stamp: Option<String>,
 }
 
 /// The kinds of engine that speak the Docker API and differ in ways the adapter hides.
@@ -65,11 +67,11 @@ impl Engine {
                     return Err(unreachable("socket not found".into()));
                 }
                 match ping(&path).await {
-                    Ok(Ping { version: Some(v), flavor }) => {
+                    Ok(Ping { version: Some(v), flavor, stamp }) => {
                         let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
                         let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
                             .map_err(|e| unreachable(one_line(&e)))?;
-                        return Ok(Engine { docker, endpoint, flavor });
+                        return Ok(Engine { docker, endpoint, flavor, stamp });
                     }
                     Ok(Ping { version: None, .. }) => {
                         Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
@@ -110,12 +112,21 @@ impl Engine {
         let version = docker.version().await.map_err(|e| connect_error(&endpoint, &e))?;
         let flavor =
             flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
-        Ok(Engine { docker, endpoint, flavor })
+        Ok(Engine { docker, endpoint, flavor, stamp: None })
     }
 
     /// The endpoint this engine talks to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// What says that the daemon behind the endpoint is still the one it was: for a Unix socket,
+    /// the socket file (device, inode, change time) and the process that answers on it (its
+    /// PID), all read during the `/_ping` made to connect. A daemon restarted (the only way its
+    /// data directory, and so its ID, can be replaced) answers from another PID. `None` where
+    /// there is nothing so cheap to go by (TCP, ssh): ask [`Engine::identity`] each time.
+    pub fn stamp(&self) -> Option<&str> {
+        self.stamp.as_deref()
     }
 
     /// The daemon's identity: what keys its image IDs in the ledger.
@@ -156,7 +167,11 @@ impl Engine {
             match self.docker.list_images(Some(opts.clone())).await {
                 // Podman fails the whole list when an image goes away while it lists (another
                 // client removing one): ask again.
-                Err(e) if is_podman_list_race(&e) && tries < PODMAN_RETRIES => {
+                Err(e)
+                    if self.flavor == Flavor::Podman
+                        && is_podman_list_race(&e)
+                        && tries < PODMAN_RETRIES =>
+                {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -336,18 +351,25 @@ impl Engine {
     }
 }
 
-/// What `/_ping`'s headers say.
+/// What `/_ping` says.
 struct Ping {
     /// The `Api-Version` header; `None` when absent (then bollard negotiates).
     version: Option<ClientVersion>,
     flavor: Flavor,
+    /// The daemon's stamp (see [`Engine::stamp`]).
+    stamp: Option<String>,
 }
 
-/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers. An error
-/// means nothing answers.
+/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers, and its
+/// stamp. An error means nothing answers.
 async fn ping(path: &Path) -> std::io::Result<Ping> {
+    use std::os::unix::fs::MetadataExt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(path).await?;
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
+    let stamp = std::fs::metadata(path).ok().map(|m| {
+        format!("{}:{}:{}.{}:{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), pid.unwrap_or(0))
+    });
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::time::timeout(
@@ -359,7 +381,7 @@ async fn ping(path: &Path) -> std::io::Result<Ping> {
         return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to /_ping"));
     }
     let head = String::from_utf8_lossy(&buf);
-    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head) })
+    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head), stamp })
 }
 
 /// Podman's API service answers `/_ping` with `Libpod-Api-Version`; dockerd does not.
@@ -543,10 +565,13 @@ fn is_transient_podman_state(e: &BollardError) -> bool {
     matches!(e, BollardError::JsonDataError { message, .. } if message.contains("unknown variant `stopped`"))
 }
 
-/// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]).
+/// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]): its
+/// record already gone ("image not known"), or its files ("locating item named \"manifest\"
+/// for image with ID …: file does not exist").
 fn is_podman_list_race(e: &BollardError) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code: 500, message }
-        if message.contains("image not known"))
+        if message.contains("image not known")
+            || (message.contains("locating item named") && message.contains("file does not exist")))
 }
 
 /// The body, gunzipped when it starts with gzip's magic bytes; as it streams, in constant memory.
@@ -746,15 +771,6 @@ fn api(what: &str, e: &BollardError) -> EngineError {
     }
 }
 
-/// The innermost cause of an error, on one line.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = e;
-    while let Some(next) = inner.source() {
-        inner = next;
-    }
-    inner.to_string().replace('\n', " ")
-}
-
 /// The error and its causes on one line (hyper hides the cause of a failed connection, such
 /// as a refused certificate, in its source chain).
 fn one_line_with_causes(e: &BollardError) -> String {
@@ -769,6 +785,15 @@ fn one_line_with_causes(e: &BollardError) -> String {
         source = cause.source();
     }
     text.replace('\n', " ")
+}
+
+/// The innermost cause of an error, on one line.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    inner.to_string().replace('\n', " ")
 }
 
 fn one_line(e: &BollardError) -> String {
@@ -786,16 +811,6 @@ mod tests {
         assert_eq!((v.major_version, v.minor_version), (1, 41));
         assert!(parse_api_version("HTTP/1.1 200 OK\r\n\r\n").is_none());
         assert!(parse_api_version("HTTP/1.1 200 OK\r\nAPI-VERSION: x\r\n").is_none());
-    }
-
-    #[test]
-    fn an_image_removed_meanwhile_is_gone_not_an_error() {
-        assert!(is_gone(404, "No such image: sha256:abc"));
-        assert!(is_gone(409, "unrecognized image ID sha256:abc"));
-        assert!(is_gone(500, "unrecognized image ID sha256:abc"));
-        assert!(is_gone(500, "No such image: sha256:abc"));
-        assert!(!is_gone(409, "conflict: unable to delete abc (must be forced) - image is being used by stopped container 1"));
-        assert!(!is_gone(500, "driver failed"));
     }
 
     #[test]
@@ -865,6 +880,26 @@ mod tests {
         assert_eq!(familiar_line("Loaded image: docker.io/library/app:v1"), "Loaded image: app:v1");
         assert_eq!(familiar_line("Loaded image ID: sha256:abc"), "Loaded image ID: sha256:abc");
         assert_eq!(full_id("abc".repeat(21) + "d"), format!("sha256:{}d", "abc".repeat(21)));
+    }
+
+    #[test]
+    fn podman_list_races_are_recognised_and_nothing_else() {
+        let err = |status_code: u16, message: &str| BollardError::DockerResponseServerError {
+            status_code,
+            message: message.to_string(),
+        };
+        assert!(is_podman_list_race(&err(
+            500,
+            "checking if image \"adc9c4b0\" is dangling: reading image \"adc9c4b0\": locating \
+             image with ID \"adc9c4b0\": image not known"
+        )));
+        assert!(is_podman_list_race(&err(
+            500,
+            "locating item named \"manifest\" for image with ID \"cae862fe\" (consider removing \
+             the image to resolve the issue): file does not exist"
+        )));
+        assert!(!is_podman_list_race(&err(500, "file does not exist")));
+        assert!(!is_podman_list_race(&err(404, "image not known")));
     }
 
     #[test]
@@ -1003,5 +1038,15 @@ mod tests {
         // A truncated gzip stream is an error, not a short archive.
         let out: Vec<_> = gunzip_if_gzip(chunks(&gz[..gz.len() / 2])).collect().await;
         assert!(out.iter().any(Result::is_err));
+    }
+
+    #[test]
+    fn an_image_removed_meanwhile_is_gone_not_an_error() {
+        assert!(is_gone(404, "No such image: sha256:abc"));
+        assert!(is_gone(409, "unrecognized image ID sha256:abc"));
+        assert!(is_gone(500, "unrecognized image ID sha256:abc"));
+        assert!(is_gone(500, "No such image: sha256:abc"));
+        assert!(!is_gone(409, "conflict: unable to delete abc (must be forced) - image is being used by stopped container 1"));
+        assert!(!is_gone(500, "driver failed"));
     }
 }

@@ -13,3 +13,4 @@
 pub mod apply;
 pub mod observe;
 pub mod record;
+pub mod retain;

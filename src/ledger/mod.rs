@@ -6,11 +6,14 @@
 //! Open it through [`open`]; SQLite ([`sqlite`]) is the one backend today. A new backend
 //! implements [`Ledger`] and is chosen in [`open`].
 
+#[cfg(test)]
+mod conformance;
+pub mod jsonl;
 pub mod sqlite;
 
 use std::path::PathBuf;
 
-pub use sqlite::LedgerError;
+pub use sqlite::{Imported, LedgerError, Source, Stats};
 
 use crate::core::event::{Event, Recorded};
 use crate::core::image::EngineIdentity;
@@ -26,7 +29,8 @@ pub trait Ledger: Send {
     fn tag_events(&self, engine: Option<&str>, tags: &[&str])
         -> Result<Vec<Recorded>, LedgerError>;
 
-    /// Every event, of `engine` or of all engines, in log order.
+    /// Every event, of `engine` or of all engines, in log order. Grows with the ledger: only
+    /// for reports of everything (`history` without a tag) and for tests.
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError>;
 
     /// The fates of every image whose removal was ever deferred on `engine` (see
@@ -36,6 +40,68 @@ pub trait Ledger: Send {
     /// The intent events of the build runs on `engine` that have not ended (see
     /// [`crate::core::event::intents`]).
     fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
+
+    /// The intent events of the build runs on `engine` that ended interrupted: what `explain`
+    /// needs to call an image `interrupted-build`.
+    fn interrupted_runs(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
+
+    /// Where each tag of `engine` ever moved points now, as the ledger believes (`None`: the tag
+    /// was removed), sorted by tag: the ledger's current state, kept up to date in the
+    /// transaction that appends the events, so that nothing recomputes it from the log.
+    /// The same answer as [`crate::core::dangling::current_state`] over the whole log.
+    fn tracked_tags(&self, engine: &str) -> Result<Vec<(String, Option<String>)>, LedgerError>;
+
+    /// The events `explain` needs about `image_ids` on `engine`, in log order: every event
+    /// naming one of the images, and for each time a tag pointed at one, the next pointer event
+    /// of that tag that left it. [`crate::core::dangling::explain`] gives the same answer for
+    /// these images over this as over the whole log.
+    fn evidence(&self, engine: &str, image_ids: &[&str]) -> Result<Vec<Recorded>, LedgerError>;
+
+    /// Counts and size, for `imgguard ledger stats`.
+    fn stats(&self) -> Result<Stats, LedgerError>;
+
+    /// Every event with its unique ID, in log order, streamed; stops when `visit` returns
+    /// `false`.
+    fn export(&self, visit: &mut dyn FnMut(&str, &Event) -> bool) -> Result<(), LedgerError>;
+
+    /// Appends the events `next` yields, in one transaction (all or nothing); an event whose ID
+    /// is already in the ledger is skipped, so importing twice adds nothing.
+    fn import(&mut self, next: &mut Source<'_>) -> Result<Imported, LedgerError>;
+
+    /// Drops the events of `engine` recorded before `before_ms`, but never the current state of
+    /// a tag nor the [`Ledger::evidence`] for an image in `daemon_images` (every image the
+    /// daemon has); returns how many were dropped and records `now_ms` as the last compaction.
+    fn compact(
+        &mut self,
+        engine: &str,
+        before_ms: i64,
+        daemon_images: &[&str],
+        now_ms: i64,
+    ) -> Result<i64, LedgerError>;
+
+    /// Gives the space of dropped events back to the file system.
+    fn vacuum(&mut self) -> Result<(), LedgerError>;
+
+    /// When the ledger was last compacted (ms since the epoch), if ever.
+    fn compacted_at(&self) -> Result<Option<i64>, LedgerError>;
+
+    /// The engine identity last learnt at `endpoint`, if it was learnt under the same `stamp`
+    /// (what says the daemon behind the endpoint is the same one) less than `max_age_ms` ago.
+    fn cached_engine(
+        &self,
+        endpoint: &str,
+        stamp: &str,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<EngineIdentity>, LedgerError>;
+
+    /// Remembers the identity learnt at its endpoint under `stamp`.
+    fn remember_engine(
+        &mut self,
+        identity: &EngineIdentity,
+        stamp: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError>;
 
     /// Every event of `engine` that names `image_id`.
     fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError>;

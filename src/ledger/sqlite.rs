@@ -7,6 +7,7 @@
 //! failing; the file is created with mode 0600 (it names images and paths); the schema carries a
 //! version (`PRAGMA user_version`) and migrates forward, and a newer schema is a clear error.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -19,6 +20,14 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::core::event::{ArchiveFacts, BuildFacts, Event, Outcome, Reason, ReasonKind, Recorded};
 use crate::core::image::EngineIdentity;
 
+/// The SQL condition that an event moves a tag's pointer: [`Event::is_pointer`] (a unit test
+/// keeps the two in step).
+macro_rules! pointer_sql {
+    () => {
+        "kind IN ('build', 'load', 'tag', 'untag', 'moved-outside') \
+         AND (outcome IS NULL OR outcome <> 'not-in-daemon')"
+    };
+}
 /// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     r"
@@ -55,6 +64,61 @@ ALTER TABLE events ADD COLUMN reason_kind TEXT;
 UPDATE events SET reason_kind = 'other' WHERE reason IS NOT NULL;
 CREATE INDEX events_by_reason ON events (engine, reason_kind);
 ",
+    concat!(
+        r"
+ALTER TABLE events ADD COLUMN uid TEXT;
+UPDATE events SET uid = lower(hex(randomblob(16)));
+CREATE UNIQUE INDEX events_by_uid ON events (uid);
+DROP INDEX events_by_tag;
+CREATE INDEX events_by_tag ON events (tag, engine, seq);
+DROP INDEX events_by_image;
+CREATE INDEX events_by_image ON events (image_id, engine, seq);
+CREATE INDEX events_by_at ON events (at);
+CREATE TABLE tag_state (
+    engine   TEXT NOT NULL,
+    tag      TEXT NOT NULL,
+    image_id TEXT,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (engine, tag)
+) WITHOUT ROWID;
+INSERT INTO tag_state (engine, tag, image_id, seq)
+    SELECT engine, tag, image_id, max(seq) FROM events
+    WHERE tag IS NOT NULL AND ",
+        pointer_sql!(),
+        r"
+    GROUP BY engine, tag;
+CREATE TABLE endpoints (
+    endpoint   TEXT PRIMARY KEY,
+    stamp      TEXT NOT NULL,
+    engine     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    checked_at INTEGER NOT NULL
+);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"
+    ),
+    // `[ref:observed-order]`: a tag's current state is its pointer event observed last (time,
+    // then log position), not the one committed last; and explain finds interrupted build runs
+    // through a partial index instead of scanning every run's intent.
+    concat!(
+        r"
+ALTER TABLE tag_state ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+DELETE FROM tag_state;
+INSERT INTO tag_state (engine, tag, image_id, seq, at)
+    SELECT engine, tag, image_id, seq, at FROM (
+        SELECT engine, tag, image_id, seq, at, row_number() OVER
+            (PARTITION BY engine, tag ORDER BY at DESC, seq DESC) AS newest
+        FROM events WHERE tag IS NOT NULL AND ",
+        pointer_sql!(),
+        r"
+    ) WHERE newest = 1;
+CREATE INDEX events_interrupted ON events (engine)
+    WHERE kind = 'intent' AND outcome = 'interrupted';
+"
+    ),
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -73,6 +137,9 @@ pub enum LedgerError {
         path.display()
     )]
     TooNew { path: PathBuf, found: i64, known: i64 },
+    /// Input to import was refused (the message names the file and line).
+    #[error("{0}")]
+    Rejected(String),
     /// No place for the ledger could be worked out.
     #[error("cannot locate the ledger: set IMGGUARD_HOME or HOME")]
     NoHome,
@@ -186,7 +253,8 @@ impl Store {
         tx.commit().map_err(|e| LedgerError::Db { path, message: one_line(&e) })
     }
 
-    /// Appends all of one command's events (and the engine's name) in one transaction.
+    /// Appends all of one command's events (and the engine's name) in one transaction, and
+    /// moves each tag's current state (`tag_state`) in the same transaction.
     pub fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError> {
         let path = self.path.clone();
         let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
@@ -198,94 +266,56 @@ impl Store {
         )
         .and_then(|mut s| s.execute(params![engine.id, engine.name, engine.endpoint, at]))
         .map_err(db)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events (engine, at, kind, tag, image_id, previous_id, outcome,
-                        reason, git_commit, git_dirty, dockerfile_sha256, build_arg_names,
-                        archive_path, archive_sha256, archive_size, imgguard_version, reason_kind)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                        ?17)",
-                )
-                .map_err(db)?;
-            for e in events {
-                let b = e.build.as_ref();
-                let a = e.archive.as_ref();
-                let names = b
-                    .filter(|b| !b.build_arg_names.is_empty())
-                    .map(|b| serde_json::to_string(&b.build_arg_names).unwrap_or_default());
-                insert
-                    .execute(params![
-                        e.engine,
-                        e.at_ms,
-                        e.kind.as_str(),
-                        e.tag,
-                        e.image_id,
-                        e.previous_id,
-                        e.outcome.map(Outcome::as_str),
-                        e.reason.as_ref().map(|r| r.text.as_str()),
-                        b.and_then(|b| b.git_commit.as_deref()),
-                        b.and_then(|b| b.git_dirty),
-                        b.and_then(|b| b.dockerfile_sha256.as_deref()),
-                        names,
-                        a.and_then(|a| a.path.as_deref()),
-                        a.and_then(|a| a.sha256.as_deref()),
-                        a.and_then(|a| a.size),
-                        e.imgguard_version,
-                        e.reason.as_ref().map(|r| r.kind.as_str()),
-                    ])
-                    .map_err(db)?;
-            }
+        for e in events {
+            insert_event(&tx, None, e).map_err(db)?;
         }
         tx.commit().map_err(db)
     }
 
-    /// The events that concern `tags` on `engine`: their pointer moves and the fates of the
-    /// images involved. With `tags` empty, every event of every engine.
+    /// The events that concern `tags` on `engine` (or every engine): their own events, and the
+    /// fates (removed, kept) of every image they pointed at. Index lookups per tag and per image,
+    /// whatever the size of the log.
     pub fn events(
         &self,
         engine: Option<&str>,
         tags: &[&str],
     ) -> Result<Vec<Recorded>, LedgerError> {
-        let cols = COLUMNS;
-        let mut out = Vec::new();
-        if tags.is_empty() {
-            let sql =
-                format!("SELECT {cols} FROM events WHERE (?1 IS NULL OR engine = ?1) ORDER BY seq");
-            let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
-            let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
-            for r in rows {
-                out.push(r.map_err(|e| self.err(&e))?);
-            }
-            return Ok(out);
-        }
-        // The tags' own events, then the fates of every image they pointed at.
-        let sql = format!(
-            "SELECT {cols} FROM events
-             WHERE (?1 IS NULL OR engine = ?1) AND tag = ?2
-                OR kind IN ('removed', 'kept') AND (?1 IS NULL OR engine = ?1) AND image_id IN
-                   (SELECT image_id FROM events WHERE (?1 IS NULL OR engine = ?1) AND tag = ?2)
+        let own = format!(
+            "SELECT {COLUMNS} FROM events WHERE tag = ?1 AND (?2 IS NULL OR engine = ?2)
              ORDER BY seq"
         );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
-        let mut seen = std::collections::HashSet::new();
+        let fates = format!(
+            "SELECT {COLUMNS} FROM events WHERE kind IN ('removed', 'kept')
+                AND (?2 IS NULL OR engine = ?2) AND image_id IN
+                    (SELECT image_id FROM events WHERE tag = ?1 AND (?2 IS NULL OR engine = ?2))"
+        );
+        let mut own = self.conn.prepare_cached(&own).map_err(|e| self.err(&e))?;
+        let mut fates = self.conn.prepare_cached(&fates).map_err(|e| self.err(&e))?;
+        let mut found: BTreeMap<i64, Recorded> = BTreeMap::new();
         for tag in tags {
-            let rows = stmt.query_map(params![engine, tag], read_row).map_err(|e| self.err(&e))?;
-            for r in rows {
-                let r = r.map_err(|e| self.err(&e))?;
-                if seen.insert(r.seq) {
-                    out.push(r);
+            for stmt in [&mut own, &mut fates] {
+                for r in stmt.query_map(params![tag, engine], read_row).map_err(|e| self.err(&e))? {
+                    let r = r.map_err(|e| self.err(&e))?;
+                    found.insert(r.seq, r);
                 }
             }
         }
-        out.sort_by_key(|r| r.seq);
-        Ok(out)
+        Ok(found.into_values().collect())
     }
 
-    /// Every event of `engine` that names `image_id` (uses the `(engine, image_id)` index).
+    /// Every event, of `engine` or of all engines, in log order.
+    pub fn all(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM events WHERE (?1 IS NULL OR engine = ?1) ORDER BY seq");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// Every event of `engine` that names `image_id` (uses the `(image_id, engine)` index).
     pub fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND image_id = ?2 ORDER BY seq"
+            "SELECT {COLUMNS} FROM events WHERE image_id = ?2 AND engine = ?1 ORDER BY seq"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt.query_map(params![engine, image_id], read_row).map_err(|e| self.err(&e))?;
@@ -328,12 +358,335 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
     }
 
+    /// The intent events of every build run on `engine` that ended interrupted (through the
+    /// partial index `events_interrupted`).
+    pub fn interrupted_runs(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND reason_kind = 'intent'
+               AND reason IN (SELECT reason FROM events WHERE engine = ?1 AND kind = 'intent'
+                 AND outcome = 'interrupted')
+             ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+    }
+
     /// Number of events in the log (for checks and tests).
     pub fn count(&self) -> Result<i64, LedgerError> {
         self.conn
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .map_err(|e| self.err(&e))
     }
+
+    /// Where each tag of `engine` points now (`tag_state`), sorted by tag.
+    pub fn tracked_tags(&self, engine: &str) -> Result<Vec<(String, Option<String>)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT tag, image_id FROM tag_state WHERE engine = ?1 ORDER BY tag")
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map(params![engine], |r| Ok((r.get(0)?, r.get(1)?)));
+        rows.and_then(Iterator::collect).map_err(|e| self.err(&e))
+    }
+
+    /// What `explain` needs about `image_ids` on `engine`, by index (see [`evidence`]).
+    pub fn evidence(&self, engine: &str, image_ids: &[&str]) -> Result<Vec<Recorded>, LedgerError> {
+        Ok(evidence(&self.conn, engine, image_ids)
+            .map_err(|e| self.err(&e))?
+            .into_values()
+            .collect())
+    }
+
+    /// Counts and sizes for `imgguard ledger stats`.
+    pub fn stats(&self) -> Result<Stats, LedgerError> {
+        let one = |sql: &str| -> Result<i64, LedgerError> {
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.err(&e))
+        };
+        let oldest: Option<i64> = self
+            .conn
+            .query_row("SELECT min(at) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.err(&e))?;
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(Stats {
+            events: one("SELECT count(*) FROM events")?,
+            tags: one("SELECT count(*) FROM tag_state")?,
+            engines: one("SELECT count(DISTINCT engine) FROM events")?,
+            size_bytes: size(&self.path) + size(Path::new(&wal)),
+            oldest_ms: oldest,
+        })
+    }
+
+    /// Visits every event with its unique ID, in log order, one row at a time; stops early when
+    /// `visit` returns `false`.
+    pub fn export(&self, visit: &mut dyn FnMut(&str, &Event) -> bool) -> Result<(), LedgerError> {
+        let sql = format!("SELECT {COLUMNS}, uid FROM events ORDER BY seq");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(&e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
+            let r = read_row(row).map_err(|e| self.err(&e))?;
+            let uid: String = row.get(18).map_err(|e| self.err(&e))?;
+            if !visit(&uid, &r.event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the events `next` yields (with their unique IDs), in one transaction: an event
+    /// whose ID is already in the ledger is skipped; an error from `next` rolls everything back.
+    pub fn import(&mut self, next: &mut Source<'_>) -> Result<Imported, LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let mut counts = Imported::default();
+        while let Some((uid, event)) = next().map_err(LedgerError::Rejected)? {
+            tx.prepare_cached(
+                "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, '', '', ?2)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![event.engine, event.at_ms]))
+            .map_err(db)?;
+            if insert_event(&tx, Some(&uid), &event).map_err(db)? {
+                counts.added += 1;
+            } else {
+                counts.skipped += 1;
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(counts)
+    }
+
+    /// Drops the events of `engine` older than `before_ms`, except each tag's current state and
+    /// the evidence for every image in `daemon_images`; records when it ran.
+    pub fn compact(
+        &mut self,
+        engine: &str,
+        before_ms: i64,
+        daemon_images: &[&str],
+        now_ms: i64,
+    ) -> Result<i64, LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS keep_seq (seq INTEGER PRIMARY KEY);
+             DELETE FROM temp.keep_seq;
+             INSERT OR IGNORE INTO temp.keep_seq SELECT seq FROM tag_state;",
+        )
+        .map_err(db)?;
+        {
+            let mut keep =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp.keep_seq VALUES (?1)").map_err(db)?;
+            for seq in evidence(&tx, engine, daemon_images).map_err(db)?.keys() {
+                keep.execute(params![seq]).map_err(db)?;
+            }
+        }
+        let dropped = tx
+            .execute(
+                "DELETE FROM events WHERE engine = ?1 AND at < ?2
+                    AND seq NOT IN (SELECT seq FROM temp.keep_seq)",
+                params![engine, before_ms],
+            )
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('compacted_at', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![now_ms],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(i64::try_from(dropped).unwrap_or(i64::MAX))
+    }
+
+    /// Gives the space of dropped events back to the file system (`VACUUM`, then the WAL
+    /// truncated).
+    pub fn vacuum(&mut self) -> Result<(), LedgerError> {
+        self.conn
+            .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            .map_err(|e| self.err(&e))
+    }
+
+    /// When the ledger was last compacted (ms since the epoch), if ever.
+    pub fn compacted_at(&self) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'compacted_at'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The identity remembered for `endpoint`, if it was learnt under the same `stamp` less than
+    /// `max_age_ms` before `now_ms`.
+    pub fn cached_engine(
+        &self,
+        endpoint: &str,
+        stamp: &str,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<EngineIdentity>, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "SELECT engine, name FROM endpoints
+                 WHERE endpoint = ?1 AND stamp = ?2 AND checked_at > ?3 AND checked_at <= ?4",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![endpoint, stamp, now_ms - max_age_ms, now_ms], |r| {
+                    Ok(EngineIdentity {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        endpoint: endpoint.to_string(),
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Remembers the identity learnt at `identity.endpoint` under `stamp` at `now_ms`.
+    pub fn remember_engine(
+        &mut self,
+        identity: &EngineIdentity,
+        stamp: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO endpoints (endpoint, stamp, engine, name, checked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (endpoint) DO UPDATE SET stamp = excluded.stamp,
+                    engine = excluded.engine, name = excluded.name,
+                    checked_at = excluded.checked_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![identity.endpoint, stamp, identity.id, identity.name, now_ms])
+            })
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+}
+
+/// Where an import's events come from: the next event with its unique ID, `None` at the end, or
+/// a one-line error naming the bad input (which rolls the import back).
+pub type Source<'a> = dyn FnMut() -> Result<Option<(String, Event)>, String> + 'a;
+
+/// What `imgguard ledger stats` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Events in the log.
+    pub events: i64,
+    /// Tags with a current state.
+    pub tags: i64,
+    /// Engines with events.
+    pub engines: i64,
+    /// The database and its WAL, in bytes.
+    pub size_bytes: u64,
+    /// The oldest event's time (ms since the epoch).
+    pub oldest_ms: Option<i64>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Events appended.
+    pub added: u64,
+    /// Events already in the ledger (same ID), skipped.
+    pub skipped: u64,
+}
+
+/// Inserts one event (with `uid`, or a new random one) and moves its tag's current state;
+/// `false` when an event with that ID is already there.
+fn insert_event(conn: &Connection, uid: Option<&str>, e: &Event) -> rusqlite::Result<bool> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO events (engine, at, kind, tag, image_id, previous_id, outcome,
+            reason, git_commit, git_dirty, dockerfile_sha256, build_arg_names,
+            archive_path, archive_sha256, archive_size, imgguard_version, reason_kind, uid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+            ?17, coalesce(?18, lower(hex(randomblob(16)))))
+         ON CONFLICT (uid) DO NOTHING",
+    )?;
+    let b = e.build.as_ref();
+    let a = e.archive.as_ref();
+    let names = b
+        .filter(|b| !b.build_arg_names.is_empty())
+        .map(|b| serde_json::to_string(&b.build_arg_names).unwrap_or_default());
+    let added = insert.execute(params![
+        e.engine,
+        e.at_ms,
+        e.kind.as_str(),
+        e.tag,
+        e.image_id,
+        e.previous_id,
+        e.outcome.map(Outcome::as_str),
+        e.reason.as_ref().map(|r| r.text.as_str()),
+        b.and_then(|b| b.git_commit.as_deref()),
+        b.and_then(|b| b.git_dirty),
+        b.and_then(|b| b.dockerfile_sha256.as_deref()),
+        names,
+        a.and_then(|a| a.path.as_deref()),
+        a.and_then(|a| a.sha256.as_deref()),
+        a.and_then(|a| a.size),
+        e.imgguard_version,
+        e.reason.as_ref().map(|r| r.kind.as_str()),
+        uid,
+    ])?;
+    if added == 0 {
+        return Ok(false);
+    }
+    if let (Some(tag), true) = (e.tag.as_deref(), e.is_pointer()) {
+        conn.prepare_cached(
+            "INSERT INTO tag_state (engine, tag, image_id, seq, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (engine, tag) DO UPDATE SET image_id = excluded.image_id,
+                seq = excluded.seq, at = excluded.at
+             WHERE (excluded.at, excluded.seq) > (tag_state.at, tag_state.seq)",
+        )?
+        .execute(params![e.engine, tag, e.image_id, conn.last_insert_rowid(), e.at_ms])?;
+    }
+    Ok(true)
+}
+
+/// What `explain` needs about `image_ids` on `engine`, by seq: every event naming one of the
+/// images, and, for each time a tag pointed at one, the next pointer event of that tag that left
+/// it (to another image, or none). Fed to [`crate::core::dangling::explain`] it gives the same
+/// answer for those images as the whole log: each tag's events are a subsequence of its log that
+/// keeps, after each pointer at the image, the first pointer elsewhere.
+fn evidence(
+    conn: &Connection,
+    engine: &str,
+    image_ids: &[&str],
+) -> rusqlite::Result<BTreeMap<i64, Recorded>> {
+    let mut naming = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE image_id = ?1 AND engine = ?2 ORDER BY seq"
+    ))?;
+    let mut left = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events
+         WHERE tag = ?1 AND engine = ?2 AND seq > ?3 AND (image_id IS NULL OR image_id <> ?4)
+            AND {}
+         ORDER BY seq LIMIT 1",
+        pointer_sql!()
+    ))?;
+    let mut out = BTreeMap::new();
+    for id in image_ids {
+        let rows: Vec<Recorded> =
+            naming.query_map(params![id, engine], read_row)?.collect::<Result<_, _>>()?;
+        // Per tag, up to where the tag is known to stay on this image (a run of cache hits
+        // needs one look ahead, not one each).
+        let mut covered: HashMap<String, i64> = HashMap::new();
+        for r in rows {
+            if let (Some(tag), true) = (r.event.tag.as_deref(), r.event.is_pointer()) {
+                if covered.get(tag).is_none_or(|&until| until < r.seq) {
+                    let next =
+                        left.query_row(params![tag, engine, r.seq, id], read_row).optional()?;
+                    covered.insert(tag.to_string(), next.as_ref().map_or(i64::MAX, |n| n.seq));
+                    if let Some(n) = next {
+                        out.insert(n.seq, n);
+                    }
+                }
+            }
+            out.insert(r.seq, r);
+        }
+    }
+    Ok(out)
 }
 
 /// The columns every query reads, in [`read_row`]'s order.
@@ -388,7 +741,7 @@ fn check_is_ours(conn: &Connection) -> Result<(), String> {
         .query_map([], |r| r.get(0))
         .and_then(Iterator::collect)
         .map_err(|e| format!("not a readable SQLite database ({})", one_line(&e)))?;
-    let ours = ["engines", "events", "sqlite_sequence"];
+    let ours = ["endpoints", "engines", "events", "meta", "sqlite_sequence", "tag_state"];
     let foreign: Vec<&str> =
         tables.iter().map(String::as_str).filter(|t| !ours.contains(t)).collect();
     if foreign.is_empty() {
@@ -451,7 +804,64 @@ impl super::Ledger for Store {
     }
 
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError> {
-        self.events(engine, &[])
+        self.all(engine)
+    }
+
+    fn tracked_tags(&self, engine: &str) -> Result<Vec<(String, Option<String>)>, LedgerError> {
+        Store::tracked_tags(self, engine)
+    }
+
+    fn evidence(&self, engine: &str, image_ids: &[&str]) -> Result<Vec<Recorded>, LedgerError> {
+        Store::evidence(self, engine, image_ids)
+    }
+
+    fn stats(&self) -> Result<Stats, LedgerError> {
+        Store::stats(self)
+    }
+
+    fn export(&self, visit: &mut dyn FnMut(&str, &Event) -> bool) -> Result<(), LedgerError> {
+        Store::export(self, visit)
+    }
+
+    fn import(&mut self, next: &mut Source<'_>) -> Result<Imported, LedgerError> {
+        Store::import(self, next)
+    }
+
+    fn compact(
+        &mut self,
+        engine: &str,
+        before_ms: i64,
+        daemon_images: &[&str],
+        now_ms: i64,
+    ) -> Result<i64, LedgerError> {
+        Store::compact(self, engine, before_ms, daemon_images, now_ms)
+    }
+
+    fn vacuum(&mut self) -> Result<(), LedgerError> {
+        Store::vacuum(self)
+    }
+
+    fn compacted_at(&self) -> Result<Option<i64>, LedgerError> {
+        Store::compacted_at(self)
+    }
+
+    fn cached_engine(
+        &self,
+        endpoint: &str,
+        stamp: &str,
+        now_ms: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<EngineIdentity>, LedgerError> {
+        Store::cached_engine(self, endpoint, stamp, now_ms, max_age_ms)
+    }
+
+    fn remember_engine(
+        &mut self,
+        identity: &EngineIdentity,
+        stamp: &str,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        Store::remember_engine(self, identity, stamp, now_ms)
     }
 
     fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
@@ -460,6 +870,10 @@ impl super::Ledger for Store {
 
     fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
         Store::open_intents(self, engine)
+    }
+
+    fn interrupted_runs(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        Store::interrupted_runs(self, engine)
     }
 
     fn image_events(&self, engine: &str, image_id: &str) -> Result<Vec<Recorded>, LedgerError> {
@@ -508,6 +922,76 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].event, e);
         assert_eq!(store.engine_name("E").unwrap().as_deref(), Some("host"));
+    }
+
+    #[test]
+    fn the_sql_pointer_condition_is_is_pointer() {
+        let conn = Connection::open_in_memory().unwrap();
+        for kind in EventKind::ALL {
+            for outcome in [None, Some(Outcome::NotInDaemon), Some(Outcome::Nameless)] {
+                let mut e = Event::new("E", 0, *kind);
+                e.outcome = outcome;
+                let sql =
+                    format!("SELECT {} FROM (SELECT ?1 AS kind, ?2 AS outcome)", pointer_sql!());
+                let got: bool = conn
+                    .query_row(&sql, params![kind.as_str(), outcome.map(Outcome::as_str)], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                assert_eq!(got, e.is_pointer(), "{kind} {outcome:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn version_2_ledgers_migrate_with_ids_and_current_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ledger.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        for (seq, kind, image, outcome) in [
+            (1, "build", "A", None),
+            (2, "build", "B", None),
+            (3, "build", "C", Some("not-in-daemon")),
+            (4, "save", "D", None),
+        ] {
+            conn.execute(
+                "INSERT INTO events (seq, engine, at, kind, tag, image_id, outcome,
+                    imgguard_version) VALUES (?1, 'E', ?1, ?2, 'x:v1', ?3, ?4, '0')",
+                params![seq, kind, image, outcome],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.tracked_tags("E").unwrap(), [("x:v1".to_string(), Some("B".to_string()))]);
+        let mut ids = Vec::new();
+        store
+            .export(&mut |id, _| {
+                ids.push(id.to_string());
+                true
+            })
+            .unwrap();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "every old event got its own ID");
+        assert!(ids.iter().all(|i| i.len() == 32));
+    }
+
+    #[test]
+    fn the_engine_identity_is_cached_per_endpoint_and_stamp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&tmp.path().join("l.db")).unwrap();
+        assert_eq!(store.cached_engine("unix:///s", "st1", 100, 50).unwrap(), None);
+        store.remember_engine(&engine(), "st1", 100).unwrap();
+        let mut e = engine();
+        e.endpoint = "unix:///s".into();
+        assert_eq!(store.cached_engine("unix:///s", "st1", 120, 50).unwrap(), Some(e));
+        assert_eq!(store.cached_engine("unix:///s", "st2", 120, 50).unwrap(), None, "restarted");
+        assert_eq!(store.cached_engine("unix:///s", "st1", 151, 50).unwrap(), None, "too old");
+        assert_eq!(store.cached_engine("unix:///t", "st1", 120, 50).unwrap(), None);
     }
 
     #[test]

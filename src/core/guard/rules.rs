@@ -1,10 +1,10 @@
-//! The rule registry: every rule is ONE entry of [`registry!`] below (ID, name, default
+//! The rule registry: every rule is ONE entry of `registry!` below (ID, name, default
 //! severity, summary, why, fix text, check function, automatic fix), and everything else — the
 //! [`RuleId`] enum, [`RuleId::ALL`], the "known:" lists of errors, SARIF's rule list, the docs
 //! table test — is derived from it. Also the severities and the `check:` section of
 //! `.imgguard.yml` turned into effective [`Rules`]. Pure: no I/O.
 //!
-//! Adding IG005: write its check function in [`super::checks`], add one entry here, add its
+//! Adding IG005: write its check function in `super::checks`, add one entry here, add its
 //! table tests (`tests/guard.rs`) and a row in `docs/check.md`.
 
 use std::collections::BTreeMap;

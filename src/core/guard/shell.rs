@@ -1,7 +1,10 @@
 //! Shell analysis: finds the docker commands that create `<none>` images in shell text, with
 //! quoting, continuations, lists, pipes, command substitutions, `sh -c` bodies, heredocs fed to a
-//! shell, `xargs`, awk `system()` and variables judged by where they were assigned. Pure: it is
-//! given a [`Snippet`] and returns hits at offsets of the original file.
+//! shell (also over ssh), `xargs`, awk `system()`, wrappers (`sudo`, `retry`, functions that run
+//! `"$@"`), variables judged by where they were assigned (also through `awk`/`cut`/`read`
+//! columns), and repair around lines the grammar rejects. Each engine command line is judged by
+//! every check of the rule registry. Pure: it is given a [`Snippet`] and returns hits at
+//! offsets of the original file; it never opens the files a script sources, it only names them.
 //!
 //! The parser is tree-sitter-bash; why, and what else was weighed:
 //! `docs/decisions/0001-shell-parser.md`.
@@ -100,6 +103,9 @@ const MAX_REPAIR_PARSES: usize = 64;
 
 /// The most suspect lines tried in one repair step (singles, then pairs).
 const MAX_SUSPECTS: usize = 8;
+
+/// The longest snippet for which pairs of lines are tried.
+const MAX_PAIRED_LEN: usize = 32 * 1024;
 
 /// The most lines of damaged regions parsed on their own in one repair step.
 const MAX_LINES_WEIGHED: usize = 400;
@@ -255,7 +261,7 @@ impl Analyzer {
     /// one ERROR node. So when the tree has errors, the line that causes them is found (the
     /// first token of an ERROR node that is not a whole statement, or the statement that lacks
     /// a MISSING token), blanked out with spaces (byte offsets stay), and the snippet parsed
-    /// again, up to [`MAX_REPAIRS`] times; the repaired tree is walked, and every blanked line
+    /// again, up to `MAX_REPAIRS` times; the repaired tree is walked, and every blanked line
     /// is then analyzed on its own, so a command on it is still judged.
     pub fn analyze(&mut self, snippet: &Snippet) {
         if snippet.is_empty() || self.depth > MAX_DEPTH {
@@ -297,8 +303,11 @@ impl Analyzer {
             let before = damage(tree.root_node());
             let (sound, lines) = self.suspect_lines(&repaired, &tree, &blanked);
             let mut tries: Vec<Vec<usize>> = (0..lines.len()).map(|i| vec![i]).collect();
-            for i in 0..lines.len() {
-                tries.extend((i + 1..lines.len()).map(|j| vec![i, j]));
+            // Pairs cost up to 28 parses of the whole snippet: only for snippets of script size.
+            if repaired.text().len() <= MAX_PAIRED_LEN {
+                for i in 0..lines.len() {
+                    tries.extend((i + 1..lines.len()).map(|j| vec![i, j]));
+                }
             }
             let mut best: Option<Attempt> = None;
             for (n, picked) in tries.into_iter().enumerate() {
