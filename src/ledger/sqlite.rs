@@ -683,7 +683,7 @@ fn evidence(
                         .optional()?;
                     let until = next
                         .as_ref()
-                        .map_or((i64::MAX, i64::MAX), |n| crate::core::event::pointer_order(n));
+                        .map_or((i64::MAX, i64::MAX), crate::core::event::pointer_order);
                     covered.insert(tag.to_string(), until);
                     if let Some(n) = next {
                         out.insert(n.seq, n);
