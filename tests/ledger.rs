@@ -46,7 +46,13 @@ fn export_import_round_trips_and_is_idempotent() {
     t.set_content("2");
     t.run(&["build", "--keep-previous", "-q", "-t", &tag, "."]).assert_code(0);
     let lines = export(t.home.path());
-    assert_eq!(lines.len(), 3, "two builds and the fate of the first image: {lines:?}");
+    let kinds: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
+        .filter(|k| k != "intent")
+        .collect();
+    assert_eq!(kinds, ["build", "build", "kept"], "two builds and the fate of the first image");
+    assert_eq!(lines.len(), 7, "and each build run's intent and end: {lines:?}");
     for line in &lines {
         let v: Value = serde_json::from_str(line).unwrap();
         if v["kind"] == "kept" {
@@ -58,25 +64,33 @@ fn export_import_round_trips_and_is_idempotent() {
         assert!(!v["engine"].as_str().unwrap().is_empty());
         let at = v["at"].as_str().unwrap();
         assert!(at.len() == 24 && at.ends_with('Z') && at.as_bytes()[10] == b'T', "{at}");
+        if v["kind"] == "intent" {
+            continue;
+        }
         assert_eq!(v["kind"], "build");
         assert_eq!(v["tag"], tag.as_str());
         assert!(v["image_id"].as_str().unwrap().starts_with("sha256:"));
     }
-    assert_eq!(serde_json::from_str::<Value>(&lines[0]).unwrap()["previous_id"], Value::Null);
+    let first_build = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["kind"] == "build")
+        .unwrap();
+    assert_eq!(first_build["previous_id"], Value::Null);
 
     let copy = tempfile::tempdir().unwrap();
     import(copy.path(), &lines)
         .status(0)
-        .stderr("imgguard: imported 3 events from - (0 already in the ledger)\n");
+        .stderr("imgguard: imported 7 events from - (0 already in the ledger)\n");
     assert_eq!(export(copy.path()), lines);
     import(copy.path(), &lines)
         .status(0)
-        .stderr("imgguard: imported 0 events from - (3 already in the ledger)\n");
+        .stderr("imgguard: imported 0 events from - (7 already in the ledger)\n");
     assert_eq!(export(copy.path()), lines);
     let s = stats(copy.path());
     assert_eq!(
         (s["events"].as_i64(), s["tags"].as_i64(), s["engines"].as_i64()),
-        (Some(3), Some(1), Some(1))
+        (Some(7), Some(1), Some(1))
     );
     let first: Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(s["oldest_event"], first["at"]);
@@ -129,9 +143,11 @@ fn compact_keeps_current_state_and_the_daemons_evidence() {
         .unwrap()
         .to_string();
 
-    // The same history, as if made in 2020, plus a tag whose images the daemon never had.
+    // The same history (its builds and fates; the runs' intents aside), as if made in 2020, plus
+    // a tag whose images the daemon never had.
     let mut lines: Vec<String> = export(t.home.path())
         .iter()
+        .filter(|l| serde_json::from_str::<Value>(l).unwrap()["kind"] != "intent")
         .map(|l| {
             let mut v: Value = serde_json::from_str(l).unwrap();
             v["at"] = "2020-01-01T00:00:00.000Z".into();
@@ -199,19 +215,22 @@ fn retention_is_applied_at_most_once_a_day() {
         .unwrap()
         .to_string();
     let gone = t.tag("gone:v1");
-    let old = |from: usize| -> Vec<String> {
+    // A second tag for the second import: the first one's removal, recorded now, is newer than
+    // any 2020 build of it (`[ref:observed-order]`).
+    let gone_too = t.tag("gone-too:v1");
+    let old = |from: usize, tag: &str| -> Vec<String> {
         (from..from + 3)
             .map(|i| {
                 serde_json::json!({
                     "schema": 1, "id": format!("old{i}"), "engine": engine,
                     "at": format!("2020-01-0{}T00:00:00.000Z", i + 1), "kind": "build",
-                    "tag": gone, "image_id": format!("sha256:{i:064}"), "imgguard_version": "0.1.0",
+                    "tag": tag, "image_id": format!("sha256:{i:064}"), "imgguard_version": "0.1.0",
                 })
                 .to_string()
             })
             .collect()
     };
-    import(t.home.path(), &old(0)).status(0);
+    import(t.home.path(), &old(0, &gone)).status(0);
     let config = t.ctx.path().join("retention.yml");
     std::fs::write(&config, "ledger:\n  retention: 30d\n").unwrap();
     let explain = || {
@@ -223,7 +242,7 @@ fn retention_is_applied_at_most_once_a_day() {
     // explain records `gone` removed outside imgguard (its current state now), then retention
     // drops the three old builds, which the daemon's images do not need.
     assert_eq!(events(), before + 1 - 3, "retention dropped the old history");
-    import(t.home.path(), &old(3)).status(0);
+    import(t.home.path(), &old(3, &gone_too)).status(0);
     let before = events();
     explain();
     assert_eq!(events(), before + 1, "not again the same day (only the new removal recorded)");

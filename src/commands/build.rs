@@ -34,11 +34,14 @@ pub fn run(settings: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
 
 async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     trace("args and config read");
+    // Caught from the start: a SIGINT or SIGTERM that arrives before docker runs is passed on to
+    // docker the moment it starts, so the run ends recorded rather than half-way.
+    let signals = Signals::new();
     host::clean_stale_build_dirs();
     let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
     let mut run = observe_before(&tags).await?;
     run.record_intent()?;
-    let built = run_docker(&run, &s.docker_args, &s.parsed, cwd, &tags).await?;
+    let built = run_docker(&run, signals, &s.docker_args, &s.parsed, cwd, &tags).await?;
     let Built { known, pending, dead, facts, iid, status, signalled } = built;
     if !status.success() {
         return ended_early(run, &tags, &facts, status, signalled).await;
@@ -91,15 +94,6 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
         BuildResult { image_id: &new_id, tags: &changes, decisions: &decisions, in_daemon: true };
     publish(s, &result)?;
     Ok(Outcome::Child(0))
-}
-
-/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
-fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
-    github::publish(result)?;
-    if let Some(path) = s.report.as_deref() {
-        ui::json_file(path, &crate::core::github::report(result))?;
-    }
-    Ok(())
 }
 
 /// Docker failed (perhaps because imgguard was signalled and passed the signal on): records
@@ -226,6 +220,17 @@ impl Run {
 
 /// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
 /// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
+/// Hands the result to GitHub (inside a workflow step) and to `--report FILE`.
+fn publish(s: &BuildSettings, result: &BuildResult<'_>) -> Result<(), Error> {
+    github::publish(result)?;
+    if let Some(path) = s.report.as_deref() {
+        ui::json_file(path, &crate::core::github::report(result))?;
+    }
+    Ok(())
+}
+
+/// Plans on a fresh look at the candidates, then removes what may go, no sooner than the grace
+/// period after the tags moved (`[ref:removal-grace]`); records what became of each and the
 /// parents left for later.
 async fn decide_and_apply(
     engine: &Engine,
@@ -309,6 +314,7 @@ struct Built {
 /// ended, the git state and the Dockerfile's hash.
 async fn run_docker(
     run: &Run,
+    signals: Signals,
     raw: &[OsString],
     parsed: &BuildArgs,
     cwd: &Path,
@@ -317,7 +323,6 @@ async fn run_docker(
     let iid = IidFile::new(parsed.iidfile.as_deref())?;
     let context_dir = local_context(parsed.context.as_deref(), cwd);
     let dockerfile = dockerfile_path(parsed, context_dir.as_deref(), cwd);
-    let signals = Signals::new();
     let mut child = docker_build(&run.engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
     trace("docker build started");
     let git_dir = context_dir.unwrap_or_else(|| cwd.to_path_buf());

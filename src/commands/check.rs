@@ -24,41 +24,7 @@ pub fn run(
 ) -> Result<Outcome, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = Config::load(config_path, &cwd)?;
-    let rules = Rules::from_settings(&config.file.check).map_err(|e| Error::Config {
-        path: config.path.clone().unwrap_or_else(|| PathBuf::from(crate::config::FILE_NAME)),
-        message: format!("check.rules: {e}"),
-    })?;
-    // Exclude patterns are relative to the directory of the configuration file.
-    let exclude_root = config
-        .path
-        .as_deref()
-        .and_then(Path::parent)
-        .map_or_else(|| crate::git::repo_root(&cwd).unwrap_or_else(|| cwd.clone()), absolute);
-    let exclude = Exclude::new(&exclude_root, &config.file.check.exclude).map_err(to_error)?;
-
-    let (scanned, root) = if args.pre_push || args.staged {
-        let (repository, root) = repo::open(&cwd).map_err(to_error)?;
-        let blobs = if args.pre_push {
-            let mut input = String::new();
-            std::io::stdin().read_to_string(&mut input).map_err(|e| Error::io("<stdin>", e))?;
-            repo::pre_push(&repository, &input, args.remote.as_deref()).map_err(to_error)?
-        } else {
-            repo::staged(&repository).map_err(to_error)?
-        };
-        let exclude = Exclude::new(&root, &config.file.check.exclude).map_err(to_error)?;
-        (repo::scan_blobs(&blobs, &root, &exclude, &rules).map_err(to_error)?, root)
-    } else {
-        let targets =
-            if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
-        // Paths are reported relative to the one directory scanned, else as given.
-        let display_root = match targets.as_slice() {
-            [one] if one.is_dir() => one.clone(),
-            _ => PathBuf::new(),
-        };
-        let root =
-            if display_root.as_os_str().is_empty() { cwd.clone() } else { absolute(&display_root) };
-        (repo::scan_paths(&targets, &display_root, &exclude, &rules).map_err(to_error)?, root)
-    };
+    let (scanned, root) = scan(args, &config, &cwd)?;
     tell_unread(&scanned, args.verbose);
     let mut scanned = scanned;
     let threshold = match args.fail_on {
@@ -238,6 +204,48 @@ fn to_error(e: RepoError) -> Error {
         RepoError::Io { path, source } => Error::Io { path, source },
         other => Error::Other(other.to_string()),
     }
+}
+
+/// Scans what `args` names (the working tree, the index or the pushed commits) with the
+/// configuration's rules and exclusions; the findings and the root paths are reported against.
+fn scan(args: &CheckArgs, config: &Config, cwd: &Path) -> Result<(Scanned, PathBuf), Error> {
+    let rules = Rules::from_settings(&config.file.check).map_err(|e| Error::Config {
+        path: config.path.clone().unwrap_or_else(|| PathBuf::from(crate::config::FILE_NAME)),
+        message: format!("check.rules: {e}"),
+    })?;
+    // Exclude patterns are relative to the directory of the configuration file.
+    let exclude_root = config
+        .path
+        .as_deref()
+        .and_then(Path::parent)
+        .map_or_else(|| crate::git::repo_root(cwd).unwrap_or_else(|| cwd.to_path_buf()), absolute);
+    let exclude = Exclude::new(&exclude_root, &config.file.check.exclude).map_err(to_error)?;
+    Ok(if args.pre_push || args.staged {
+        let (repository, root) = repo::open(cwd).map_err(to_error)?;
+        let blobs = if args.pre_push {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input).map_err(|e| Error::io("<stdin>", e))?;
+            repo::pre_push(&repository, &input, args.remote.as_deref()).map_err(to_error)?
+        } else {
+            repo::staged(&repository).map_err(to_error)?
+        };
+        let exclude = Exclude::new(&root, &config.file.check.exclude).map_err(to_error)?;
+        (repo::scan_blobs(&blobs, &root, &exclude, &rules).map_err(to_error)?, root)
+    } else {
+        let targets =
+            if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+        // Paths are reported relative to the one directory scanned, else as given.
+        let display_root = match targets.as_slice() {
+            [one] if one.is_dir() => one.clone(),
+            _ => PathBuf::new(),
+        };
+        let root = if display_root.as_os_str().is_empty() {
+            cwd.to_path_buf()
+        } else {
+            absolute(&display_root)
+        };
+        (repo::scan_paths(&targets, &display_root, &exclude, &rules).map_err(to_error)?, root)
+    })
 }
 
 fn absolute(path: &Path) -> PathBuf {
