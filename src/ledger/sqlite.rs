@@ -660,24 +660,31 @@ fn evidence(
     ))?;
     let mut left = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM events
-         WHERE tag = ?1 AND engine = ?2 AND seq > ?3 AND (image_id IS NULL OR image_id <> ?4)
-            AND {}
-         ORDER BY seq LIMIT 1",
+         WHERE tag = ?1 AND engine = ?2 AND (at > ?5 OR at = ?5 AND seq > ?3)
+            AND (image_id IS NULL OR image_id <> ?4) AND {}
+         ORDER BY at, seq LIMIT 1",
         pointer_sql!()
     ))?;
     let mut out = BTreeMap::new();
     for id in image_ids {
-        let rows: Vec<Recorded> =
+        let mut rows: Vec<Recorded> =
             naming.query_map(params![id, engine], read_row)?.collect::<Result<_, _>>()?;
+        // Tag moves in the order the daemon was observed (`[ref:observed-order]`).
+        rows.sort_by_key(crate::core::event::pointer_order);
         // Per tag, up to where the tag is known to stay on this image (a run of cache hits
         // needs one look ahead, not one each).
-        let mut covered: HashMap<String, i64> = HashMap::new();
+        let mut covered: HashMap<String, (i64, i64)> = HashMap::new();
         for r in rows {
             if let (Some(tag), true) = (r.event.tag.as_deref(), r.event.is_pointer()) {
-                if covered.get(tag).is_none_or(|&until| until < r.seq) {
-                    let next =
-                        left.query_row(params![tag, engine, r.seq, id], read_row).optional()?;
-                    covered.insert(tag.to_string(), next.as_ref().map_or(i64::MAX, |n| n.seq));
+                let at = crate::core::event::pointer_order(&r);
+                if covered.get(tag).is_none_or(|&until| until < at) {
+                    let next = left
+                        .query_row(params![tag, engine, r.seq, id, r.event.at_ms], read_row)
+                        .optional()?;
+                    let until = next
+                        .as_ref()
+                        .map_or((i64::MAX, i64::MAX), crate::core::event::pointer_order);
+                    covered.insert(tag.to_string(), until);
                     if let Some(n) = next {
                         out.insert(n.seq, n);
                     }
