@@ -32,11 +32,7 @@ pub struct BuildResult<'a> {
 /// tag → the ID it pointed at before, `null` for a new tag), `removed-image-ids` and
 /// `kept-image-ids` (JSON arrays).
 pub fn outputs(result: &BuildResult<'_>) -> String {
-    let previous: BTreeMap<&str, Option<&str>> = result
-        .tags
-        .iter()
-        .map(|t| (t.tag.as_str(), t.before.as_ref().map(ImageId::as_str)))
-        .collect();
+    let previous = previous_ids(result);
     let (removed, kept) = fates(result.decisions);
     let mut out = String::new();
     out.push_str(&output("image-id", result.image_id.as_str()));
@@ -51,11 +47,7 @@ pub fn outputs(result: &BuildResult<'_>) -> String {
 /// `kept_image_ids`, `kept` (each with `image_id`, `reason` and `reason_kind`) and `tags` (each
 /// with `tag`, `before`, `after`).
 pub fn report(result: &BuildResult<'_>) -> serde_json::Value {
-    let previous: BTreeMap<&str, Option<&str>> = result
-        .tags
-        .iter()
-        .map(|t| (t.tag.as_str(), t.before.as_ref().map(ImageId::as_str)))
-        .collect();
+    let previous = previous_ids(result);
     let (removed, kept) = fates(result.decisions);
     let reasons: Vec<serde_json::Value> = result
         .decisions
@@ -178,6 +170,11 @@ pub fn escape_data(s: &str) -> String {
 /// Escapes an annotation's property value: the message escapes plus `:` and `,`.
 pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Each tag → the image it pointed at before the build (`None`: a new tag).
+fn previous_ids<'a>(result: &BuildResult<'a>) -> BTreeMap<&'a str, Option<&'a str>> {
+    result.tags.iter().map(|t| (t.tag.as_str(), t.before.as_ref().map(ImageId::as_str))).collect()
 }
 
 /// The removed and the kept images, each once, in decision order. An image that was already
