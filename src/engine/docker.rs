@@ -162,11 +162,18 @@ impl Engine {
     /// Every image, intermediate ones included (one `list_images(all=true)` call).
     pub async fn images(&self) -> Result<Vec<ListedImage>, EngineError> {
         let opts = ListImagesOptionsBuilder::new().all(true).build();
+        Ok(listed_images(self.list_images_retrying(opts).await?))
+    }
+
+    /// One image list. Podman fails the whole list when an image goes away while it lists
+    /// (another client removing one): then it is asked again, every image list alike.
+    async fn list_images_retrying(
+        &self,
+        opts: ListImagesOptions,
+    ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
         let mut tries = 0;
-        let list = loop {
+        loop {
             match self.docker.list_images(Some(opts.clone())).await {
-                // Podman fails the whole list when an image goes away while it lists (another
-                // client removing one): ask again.
                 Err(e)
                     if self.flavor == Flavor::Podman
                         && is_podman_list_race(&e)
@@ -175,10 +182,9 @@ impl Engine {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                other => break other.map_err(|e| api("list images", &e))?,
+                other => break other.map_err(|e| api("list images", &e)),
             }
-        };
-        Ok(listed_images(list))
+        }
     }
 
     /// Where the daemon keeps its images: its graph driver, or containerd's image store
@@ -205,7 +211,7 @@ impl Engine {
         } else {
             ListImagesOptionsBuilder::new().all(true).build()
         };
-        let list = self.docker.list_images(Some(opts)).await.map_err(|e| api("list images", &e))?;
+        let list = self.list_images_retrying(opts).await?;
         Ok(list
             .into_iter()
             .filter(|i| !i.parent_id.is_empty())
