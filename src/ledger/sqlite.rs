@@ -333,40 +333,42 @@ impl Store {
     /// The fates (`removed`, `kept`) of every image whose removal was ever deferred on `engine`
     /// (uses the `(engine, reason_kind)` and `(engine, image_id)` indexes).
     pub fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND kind IN ('removed', 'kept')
+        self.events_where(
+            "engine = ?1 AND kind IN ('removed', 'kept')
                AND image_id IN
                  (SELECT image_id FROM events WHERE engine = ?1 AND reason_kind = 'deferred')
-             ORDER BY seq"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
-        let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+             ORDER BY seq",
+            engine,
+        )
     }
 
     /// The intent events of every build run on `engine` that has not ended (uses the
     /// `(engine, reason_kind)` index).
     pub fn open_intents(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND reason_kind = 'intent'
+        self.events_where(
+            "engine = ?1 AND reason_kind = 'intent'
                AND reason IN (SELECT reason FROM events WHERE engine = ?1
                  AND reason_kind = 'intent' GROUP BY reason HAVING count(outcome) = 0)
-             ORDER BY seq"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
-        let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+             ORDER BY seq",
+            engine,
+        )
     }
 
     /// The intent events of every build run on `engine` that ended interrupted (through the
     /// partial index `events_interrupted`).
     pub fn interrupted_runs(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events WHERE engine = ?1 AND reason_kind = 'intent'
+        self.events_where(
+            "engine = ?1 AND reason_kind = 'intent'
                AND reason IN (SELECT reason FROM events WHERE engine = ?1 AND kind = 'intent'
                  AND outcome = 'interrupted')
-             ORDER BY seq"
-        );
+             ORDER BY seq",
+            engine,
+        )
+    }
+
+    /// The events of `engine` that match `condition` (SQL over `events`, `?1` the engine).
+    fn events_where(&self, condition: &str, engine: &str) -> Result<Vec<Recorded>, LedgerError> {
+        let sql = format!("SELECT {COLUMNS} FROM events WHERE {condition}");
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt.query_map(params![engine], read_row).map_err(|e| self.err(&e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
