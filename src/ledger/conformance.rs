@@ -306,3 +306,24 @@ fn sqlite_conforms() {
         Box::new(crate::ledger::sqlite::Store::open(&path).unwrap())
     });
 }
+
+#[path = "../../tests/pg_cluster.rs"]
+mod pg_cluster;
+
+/// The same checks on PostgreSQL: a throwaway cluster, one schema per ledger.
+#[test]
+fn postgres_conforms() {
+    let cluster = pg_cluster::Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::cell::Cell::new(0);
+    let no_env = |_: &str| None;
+    check_backend(&|| {
+        n.set(n.get() + 1);
+        let schema = format!("s{}", n.get());
+        cluster.sql(&format!("CREATE SCHEMA {schema}"));
+        let url = format!("{}&options=-csearch_path%3D{schema}", cluster.url("postgres"));
+        Box::new(
+            crate::ledger::postgres::Store::open(&url, &no_env, &dir.path().join("l.db")).unwrap(),
+        )
+    });
+}

@@ -3,12 +3,15 @@
 //! points, causes) is pure and lives in [`crate::core::event`]; a backend only stores and finds
 //! events.
 //!
-//! Open it through [`open`]; SQLite ([`sqlite`]) is the one backend today. A new backend
-//! implements [`Ledger`] and is chosen in [`open`].
+//! Open it through [`open`]: SQLite ([`sqlite`]) by default, or the fleet ledger on PostgreSQL
+//! ([`postgres`]) with the local SQLite ledger as its spool ([`spool`]) when a database URL is
+//! configured. A new backend implements [`Ledger`] and is chosen in [`open`].
 
 #[cfg(test)]
 mod conformance;
 pub mod jsonl;
+pub mod postgres;
+pub mod spool;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -16,6 +19,7 @@ use std::path::PathBuf;
 pub use sqlite::{Imported, LedgerError, Source, Stats};
 
 use crate::core::event::{Event, Recorded};
+pub use crate::core::fleet::FleetRow;
 use crate::core::image::EngineIdentity;
 
 /// What a command needs of the ledger. Every write is one transaction
@@ -115,6 +119,62 @@ pub trait Ledger: Send {
 
     /// Where the ledger is, for messages.
     fn location(&self) -> String;
+
+    /// Every event, on any engine, that names `image_id`, or that names an image an archive
+    /// with `archive_sha256` held (what `load --restore-tags` asks of another host's saves).
+    fn fleet_image_events(
+        &self,
+        image_id: &str,
+        archive_sha256: Option<&str>,
+    ) -> Result<Vec<Recorded>, LedgerError> {
+        let all = self.all_events(None)?;
+        let held: std::collections::BTreeSet<&str> = all
+            .iter()
+            .filter(|r| {
+                archive_sha256.is_some()
+                    && r.event.archive.as_ref().and_then(|a| a.sha256.as_deref()) == archive_sha256
+            })
+            .filter_map(|r| r.event.image_id.as_deref())
+            .collect();
+        Ok(all
+            .iter()
+            .filter(|r| {
+                r.event.image_id.as_deref().is_some_and(|i| i == image_id || held.contains(i))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// One row per engine the ledger knows, for `imgguard fleet`; removals and keeps counted
+    /// from `since_ms`.
+    fn fleet(&self, since_ms: i64) -> Result<Vec<FleetRow>, LedgerError> {
+        let all = self.all_events(None)?;
+        let mut engines: Vec<&str> = all.iter().map(|r| r.event.engine.as_str()).collect();
+        engines.sort_unstable();
+        engines.dedup();
+        let host = postgres::hostname();
+        engines
+            .into_iter()
+            .map(|e| {
+                let mut row = fleet_row(e, &all, since_ms);
+                row.name = self.engine_name(e)?.unwrap_or_default();
+                row.host.clone_from(&host);
+                Ok(row)
+            })
+            .collect()
+    }
+
+    /// Each engine the ledger knows: its ID, its name, and the host that recorded it last.
+    fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let host = postgres::hostname();
+        self.fleet(0)
+            .map(|rows| rows.into_iter().map(|r| (r.engine, r.name, host.clone())).collect())
+    }
+}
+
+/// One engine's fleet row from its events (see [`crate::core::fleet::row`]).
+pub fn fleet_row(engine: &str, events: &[Recorded], since_ms: i64) -> FleetRow {
+    crate::core::fleet::row(engine, events, since_ms)
 }
 
 /// A held prune lock; dropping it releases the lock.

@@ -568,6 +568,82 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Visits the events after log position `after_seq`, in log order, with their positions and
+    /// unique IDs; stops when `visit` returns `false` (the spool's unsent events).
+    pub fn export_after(
+        &self,
+        after_seq: i64,
+        visit: &mut dyn FnMut(i64, &str, &Event) -> bool,
+    ) -> Result<(), LedgerError> {
+        let sql = format!("SELECT {COLUMNS}, uid FROM events WHERE seq > ?1 ORDER BY seq");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let mut rows = stmt.query(params![after_seq]).map_err(|e| self.err(&e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
+            let r = read_row(row).map_err(|e| self.err(&e))?;
+            let uid: String = row.get(18).map_err(|e| self.err(&e))?;
+            if !visit(r.seq, &uid, &r.event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number stored under `key` in `meta` (the spool's marks), if any.
+    pub fn spool_mark(&self, key: &str) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Stores `value` under `key` in `meta`, never moving it back (two processes may send the
+    /// spool at once).
+    pub fn set_spool_mark(&mut self, key: &str, value: i64) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The fleet rows of this ledger, reading only the events a row needs.
+    fn fleet_rows(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name FROM engines ORDER BY name, id")
+            .map_err(|e| self.err(&e))?;
+        let engines: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(&e))?;
+        let host = super::postgres::hostname();
+        let mut rows = Vec::new();
+        for (id, name) in engines {
+            let events = self.events_where(
+                concat!(
+                    "engine = ?1 AND (previous_id IS NOT NULL OR kind IN ('removed', 'kept')
+                        OR outcome = 'nameless' OR (tag IS NOT NULL AND ",
+                    pointer_sql!(),
+                    ")) ORDER BY seq"
+                ),
+                &id,
+            )?;
+            if events.is_empty() {
+                continue;
+            }
+            let mut row = super::fleet_row(&id, &events, since_ms);
+            row.name = name;
+            row.host.clone_from(&host);
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+}
+
 /// Where an import's events come from: the next event with its unique ID, `None` at the end, or
 /// a one-line error naming the bad input (which rolls the import back).
 pub type Source<'a> = dyn FnMut() -> Result<Option<(String, Event)>, String> + 'a;
@@ -899,6 +975,10 @@ impl super::Ledger for Store {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn fleet(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
+        self.fleet_rows(since_ms)
     }
 }
 
