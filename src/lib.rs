@@ -107,5 +107,6 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
             unreachable!("answered before the configuration is read")
         }
         cli::Command::Ledger(args) => commands::ledger::run(&LedgerSettings::new(args)?),
+        cli::Command::Fleet(args) => commands::fleet::run(args.format),
     }
 }

@@ -81,6 +81,36 @@ pub fn row(engine: &str, events: &[Recorded], since_ms: i64) -> FleetRow {
     out
 }
 
+/// The tags other engines recorded for an image loaded nameless on `here`: the image by its ID,
+/// or the images recorded with the archive `archive_sha256` (saved elsewhere by ID, the same
+/// file loaded here), newest first, without repeats.
+pub fn tags_elsewhere(
+    events: &[Recorded],
+    here: &str,
+    image_id: &str,
+    archive_sha256: Option<&str>,
+) -> Vec<String> {
+    let mut ids: Vec<(&str, &str)> = Vec::new();
+    for r in events.iter().filter(|r| r.event.engine != here) {
+        let e = &r.event;
+        let Some(id) = e.image_id.as_deref() else { continue };
+        let same_archive = archive_sha256
+            .is_some_and(|s| e.archive.as_ref().and_then(|a| a.sha256.as_deref()) == Some(s));
+        if (id == image_id || same_archive) && !ids.contains(&(e.engine.as_str(), id)) {
+            ids.push((e.engine.as_str(), id));
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (engine, id) in ids {
+        for tag in crate::core::event::tags_of_image(events, engine, id) {
+            if !out.contains(&tag) {
+                out.push(tag);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +151,23 @@ mod tests {
         // A (superseded, kept long ago) and C (loaded without a name); B is app:ci, D removed.
         assert_eq!((row.nameless, row.nameless_bytes, row.unexplained), (2, 500, 1));
         assert_eq!((row.removed_recently, row.kept_recently), (1, 0));
+    }
+
+    #[test]
+    fn tags_come_from_other_engines_by_id_or_archive() {
+        let mut built = Event::new("A", 1, EventKind::Build);
+        built.tag = Some("app:ci".into());
+        built.image_id = Some("X".into());
+        let mut saved = Event::new("A", 2, EventKind::Save);
+        saved.image_id = Some("X".into());
+        saved.archive = Some(ArchiveFacts { sha256: Some("s1".into()), ..ArchiveFacts::default() });
+        let mut here = Event::new("B", 3, EventKind::Build);
+        here.tag = Some("other:1".into());
+        here.image_id = Some("Y".into());
+        let events = [rec(1, built), rec(2, saved), rec(3, here)];
+        assert_eq!(tags_elsewhere(&events, "B", "X", None), ["app:ci"]);
+        assert_eq!(tags_elsewhere(&events, "B", "Z", Some("s1")), ["app:ci"], "by archive");
+        assert!(tags_elsewhere(&events, "B", "Z", Some("s2")).is_empty());
+        assert!(tags_elsewhere(&events, "B", "Y", None).is_empty(), "not from this engine");
     }
 }

@@ -118,7 +118,10 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("url", &self.shown).field("host", &self.host).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("url", &self.shown)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
     }
 }
 

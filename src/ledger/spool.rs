@@ -77,3 +77,25 @@ pub fn open(
         Err(e) => Err(e),
     }
 }
+
+/// `imgguard ledger sync`: sends the local ledger's unsent events to the database at `url`,
+/// which must answer; returns how many were new there and how many were unsent.
+pub fn sync_now(
+    url: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(u64, u64), LedgerError> {
+    let local_path = super::location(env)?;
+    let mut fleet = postgres::Store::open(url, env, &local_path)?;
+    if !local_path.exists() {
+        return Ok((0, 0));
+    }
+    let mut local = sqlite::Store::open(&local_path)?;
+    let mark = local.spool_mark(&mark_key(url))?.unwrap_or(0);
+    let mut pending = 0;
+    local.export_after(mark, &mut |_, _, _| {
+        pending += 1;
+        true
+    })?;
+    let sent = sync(&mut local, &mut fleet, url)?;
+    Ok((sent, pending))
+}
