@@ -44,7 +44,13 @@ pub fn open(
     env: &dyn Fn(&str) -> Option<String>,
     access: Access,
 ) -> Result<Option<Box<dyn Ledger>>, LedgerError> {
+    // Once unreachable, the rest of the command uses the spool without asking again (nor
+    // warning twice).
+    static UNREACHABLE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let local_path = super::location(env)?;
+    if UNREACHABLE.get().is_some() {
+        return super::open(env, access);
+    }
     match postgres::Store::open(url, env, &local_path) {
         Ok(mut fleet) => {
             if local_path.exists() {
@@ -66,6 +72,7 @@ pub fn open(
             Ok(Some(Box::new(fleet)))
         }
         Err(LedgerError::Db { message, .. }) => {
+            let _ = UNREACHABLE.set(());
             crate::ui::note(format!(
                 "warning: fleet ledger {} unreachable ({message}): using the local spool {} \
                  (sent when it is back, or by `imgguard ledger sync`)",
