@@ -398,3 +398,67 @@ fn eight_writers_on_two_engines_lose_and_duplicate_nothing() {
         assert_eq!(l["entries"][0]["state"], "current");
     }
 }
+
+/// Eight `imgguard build`s at once, four on each daemon, into one fleet ledger: every build is
+/// recorded once, on its own engine, and each tag's lineage ends at the image its daemon has.
+#[test]
+fn eight_builds_on_two_daemons_at_once() {
+    let fleet = Fleet::new();
+    let other = OtherDaemon::new();
+    let t = DockerTest::new("fleet8");
+    let contexts: Vec<tempfile::TempDir> = (0..8)
+        .map(|i| {
+            let dir = tempfile::tempdir().unwrap();
+            for f in ["Dockerfile", "pause"] {
+                std::fs::copy(t.ctx.path().join(f), dir.path().join(f)).unwrap();
+            }
+            std::fs::write(dir.path().join("content"), format!("writer {i}")).unwrap();
+            dir
+        })
+        .collect();
+    let tags: Vec<String> = (0..8).map(|i| t.tag(&format!("w{i}:v1"))).collect();
+    let on_other = |i: usize| i % 2 == 1;
+    let _cleanup: Vec<_> =
+        (0..8).filter(|i| on_other(*i)).map(|i| scopeguard(&other, &tags[i], &tags[i])).collect();
+    let homes: Vec<tempfile::TempDir> = (0..8).map(|_| tempfile::tempdir().unwrap()).collect();
+    let children: Vec<Child> = (0..8)
+        .map(|i| {
+            let mut test = Test::new()
+                .home(homes[i].path())
+                .current_dir(contexts[i].path())
+                .env("IMGGUARD_LEDGER", &fleet.url);
+            if on_other(i) {
+                test = test.env("DOCKER_HOST", &other.host);
+            }
+            test.args(["build", "-q", "-t", &tags[i], "."])
+                .into_command()
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let home = tempfile::tempdir().unwrap();
+    let reader = || Test::new().home(home.path()).env("IMGGUARD_LEDGER", &fleet.url);
+    let ids = exported_ids(reader());
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no duplicates");
+    let (a_id, b_id) = (engine_identity(), other.identity());
+    for (i, tag) in tags.iter().enumerate() {
+        let h = json(&reader().args(["history", tag, "--all-engines", "--format", "json"]).run());
+        let lineages = h.as_array().unwrap();
+        assert_eq!(lineages.len(), 1, "{h}");
+        let (engine, id) = if on_other(i) {
+            (&b_id, other.image_id(tag).unwrap())
+        } else {
+            (&a_id, image_id(tag).unwrap())
+        };
+        assert_eq!(lineages[0]["engine"], engine.as_str(), "{h}");
+        assert_eq!(lineages[0]["entries"][0]["image_id"], id.as_str(), "{h}");
+        assert_eq!(lineages[0]["entries"][0]["event"], "build", "{h}");
+    }
+}

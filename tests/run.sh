@@ -123,6 +123,9 @@ DOCKER_HOST="unix://$podman_sock" docker version >/dev/null 2>&1 || {
   die "podman system service did not come up (log above)"
 }
 
+# The fleet tests reach Podman as a second engine beside Docker.
+export IMGGUARD_TEST_PODMAN_HOST="unix://$podman_sock"
+
 # --- 3. the tests -----------------------------------------------------------------------------
 say "cargo test (Docker $(docker version --format '{{.Server.Version}}'))"
 start=$SECONDS

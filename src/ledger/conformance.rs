@@ -212,6 +212,27 @@ fn same_answers(ledger: &dyn Ledger, rng: &mut Rng, seed: u64) {
             );
         }
     }
+    // The fleet counts the database aggregates are the pure row's.
+    let since = all.get(all.len() / 2).map_or(0, |r| r.event.at_ms);
+    let rows = ledger.fleet(since).unwrap();
+    for engine in ENGINES {
+        let pure = crate::core::fleet::row(engine, &all, since);
+        let got = rows.iter().find(|r| r.engine == engine);
+        match got {
+            Some(r) => assert_eq!(
+                (r.nameless, r.nameless_bytes, r.unexplained, r.removed_recently, r.kept_recently),
+                (
+                    pure.nameless,
+                    pure.nameless_bytes,
+                    pure.unexplained,
+                    pure.removed_recently,
+                    pure.kept_recently
+                ),
+                "seed {seed}: fleet row of {engine}"
+            ),
+            None => assert!(pure.last_seen_ms.is_none(), "seed {seed}: no fleet row for {engine}"),
+        }
+    }
     for tag in TAGS {
         let mine = ledger.tag_events(None, &[tag]).unwrap();
         assert_eq!(lineage_of(&mine, tag), lineage_of(&all, tag), "seed {seed}: history {tag}");

@@ -172,6 +172,45 @@ pub trait Ledger: Send {
     }
 }
 
+/// The counts of one engine's fleet row in SQL that SQLite and PostgreSQL both read (`$1` the
+/// engine, `$2` the start of the window), aggregated in the database: the same answer as
+/// [`crate::core::fleet::row`] over the engine's events (the conformance suite checks it).
+/// Columns: nameless, nameless_bytes, unexplained, removed_recently, kept_recently.
+pub(crate) const FLEET_SQL: &str = "
+WITH ev AS (SELECT image_id, previous_id, kind, tag, outcome, at, seq, archive_size
+            FROM events WHERE engine = $1),
+known AS (
+    SELECT id, max(sz) AS sz, max(tagged) AS tagged FROM (
+        SELECT image_id AS id, coalesce(archive_size, 0) AS sz,
+            CASE WHEN tag IS NOT NULL AND kind IN ('build', 'load', 'tag', 'untag', 'moved-outside')
+                AND coalesce(outcome, '') <> 'not-in-daemon' THEN 1 ELSE 0 END AS tagged
+        FROM ev WHERE image_id IS NOT NULL
+        UNION ALL
+        SELECT previous_id, 0,
+            CASE WHEN tag IS NOT NULL AND kind IN ('build', 'load', 'tag', 'untag', 'moved-outside')
+                AND coalesce(outcome, '') <> 'not-in-daemon' THEN 1 ELSE 0 END
+        FROM ev WHERE previous_id IS NOT NULL) k
+    GROUP BY id),
+fate AS (
+    SELECT id, kind FROM (
+        SELECT image_id AS id, kind,
+            row_number() OVER (PARTITION BY image_id ORDER BY at DESC, seq DESC) AS n
+        FROM ev WHERE kind IN ('removed', 'kept') AND image_id IS NOT NULL) f
+    WHERE n = 1)
+SELECT
+    (SELECT count(*) FROM known k LEFT JOIN fate f ON f.id = k.id
+        WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
+            AND coalesce(f.kind, '') <> 'removed'),
+    (SELECT CAST(coalesce(sum(k.sz), 0) AS BIGINT) FROM known k LEFT JOIN fate f ON f.id = k.id
+        WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
+            AND coalesce(f.kind, '') <> 'removed'),
+    (SELECT count(*) FROM known k LEFT JOIN fate f ON f.id = k.id
+        WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
+            AND coalesce(f.kind, '') NOT IN ('removed', 'kept') AND k.tagged = 0),
+    (SELECT count(*) FROM events WHERE at >= $2 AND engine = $1 AND kind = 'removed'),
+    (SELECT count(*) FROM events WHERE at >= $2 AND engine = $1 AND kind = 'kept')
+";
+
 /// One engine's fleet row from its events (see [`crate::core::fleet::row`]).
 pub fn fleet_row(engine: &str, events: &[Recorded], since_ms: i64) -> FleetRow {
     crate::core::fleet::row(engine, events, since_ms)

@@ -384,19 +384,21 @@ impl Store {
         let mut rows = Vec::new();
         for e in engines {
             let id: String = e.get(0);
-            let events = self.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM events WHERE engine = $1 AND (previous_id IS NOT NULL
-                        OR kind IN ('removed', 'kept') OR outcome = 'nameless'
-                        OR (tag IS NOT NULL AND {POINTER_SQL})) ORDER BY seq"
-                ),
-                vec![Param::Text(id.clone())],
-            )?;
-            let mut row = super::fleet_row(&id, &events, since_ms);
-            row.name = e.get(1);
-            row.host = e.get(2);
-            row.last_seen_ms = Some(e.get(3));
-            rows.push(row);
+            let engine = id.clone();
+            let n =
+                self.with(move |c| Ok(c.query_one(super::FLEET_SQL, &[&engine, &since_ms])?))?;
+            let count = |i: usize| u64::try_from(n.get::<_, i64>(i)).unwrap_or(0);
+            rows.push(super::FleetRow {
+                engine: id,
+                name: e.get(1),
+                host: e.get(2),
+                last_seen_ms: Some(e.get(3)),
+                nameless: count(0),
+                nameless_bytes: count(1),
+                unexplained: count(2),
+                removed_recently: count(3),
+                kept_recently: count(4),
+            });
         }
         Ok(rows)
     }
@@ -559,14 +561,25 @@ fn insert_batch(
             }
         }
     }
-    let upsert = tx.prepare(
-        "INSERT INTO tag_state (engine, tag, image_id, seq, at) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (engine, tag) DO UPDATE SET image_id = excluded.image_id,
-            seq = excluded.seq, at = excluded.at
-         WHERE (excluded.at, excluded.seq) > (tag_state.at, tag_state.seq)",
-    )?;
-    for ((engine, tag), (at, seq, image)) in &moves {
-        tx.execute(&upsert, &[engine, tag, image, seq, at])?;
+    // Sorted by (engine, tag): concurrent writers take the rows in one order.
+    let (mut engines, mut tags, mut images) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut seqs, mut ats) = (Vec::new(), Vec::new());
+    for ((engine, tag), (at, seq, image)) in moves {
+        engines.push(engine);
+        tags.push(tag);
+        images.push(image);
+        seqs.push(seq);
+        ats.push(at);
+    }
+    if !engines.is_empty() {
+        tx.execute(
+            "INSERT INTO tag_state (engine, tag, image_id, seq, at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+             ON CONFLICT (engine, tag) DO UPDATE SET image_id = excluded.image_id,
+                seq = excluded.seq, at = excluded.at
+             WHERE (excluded.at, excluded.seq) > (tag_state.at, tag_state.seq)",
+            &[&engines, &tags, &images, &seqs, &ats],
+        )?;
     }
     Ok(added)
 }

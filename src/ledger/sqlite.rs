@@ -610,35 +610,41 @@ impl Store {
             .map_err(|e| self.err(&e))
     }
 
-    /// The fleet rows of this ledger, reading only the events a row needs.
+    /// The fleet rows of this ledger, counted in the database ([`super::FLEET_SQL`]).
     fn fleet_rows(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT id, name FROM engines ORDER BY name, id")
+            .prepare(
+                "SELECT id, name, (SELECT max(at) FROM events WHERE engine = id) FROM engines
+                 ORDER BY name, id",
+            )
             .map_err(|e| self.err(&e))?;
-        let engines: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        let engines: Vec<(String, String, Option<i64>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .and_then(Iterator::collect)
             .map_err(|e| self.err(&e))?;
+        let sql = super::FLEET_SQL.replace("$1", "?1").replace("$2", "?2");
+        let mut counts = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
         let host = super::postgres::hostname();
         let mut rows = Vec::new();
-        for (id, name) in engines {
-            let events = self.events_where(
-                concat!(
-                    "engine = ?1 AND (previous_id IS NOT NULL OR kind IN ('removed', 'kept')
-                        OR outcome = 'nameless' OR (tag IS NOT NULL AND ",
-                    pointer_sql!(),
-                    ")) ORDER BY seq"
-                ),
-                &id,
-            )?;
-            if events.is_empty() {
-                continue;
-            }
-            let mut row = super::fleet_row(&id, &events, since_ms);
-            row.name = name;
-            row.host.clone_from(&host);
-            rows.push(row);
+        for (id, name, last_seen_ms) in engines.into_iter().filter(|e| e.2.is_some()) {
+            let n: [i64; 5] = counts
+                .query_row(params![id, since_ms], |r| {
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+                })
+                .map_err(|e| self.err(&e))?;
+            let count = |i: usize| u64::try_from(n[i]).unwrap_or(0);
+            rows.push(super::FleetRow {
+                engine: id,
+                name,
+                host: host.clone(),
+                last_seen_ms,
+                nameless: count(0),
+                nameless_bytes: count(1),
+                unexplained: count(2),
+                removed_recently: count(3),
+                kept_recently: count(4),
+            });
         }
         Ok(rows)
     }
@@ -979,6 +985,17 @@ impl super::Ledger for Store {
 
     fn fleet(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
         self.fleet_rows(since_ms)
+    }
+
+    fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        // One host: this one.
+        let host = super::postgres::hostname();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name FROM engines ORDER BY id")
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, host.clone())));
+        rows.and_then(Iterator::collect).map_err(|e| self.err(&e))
     }
 }
 
