@@ -272,41 +272,65 @@ fn builds_go_on_while_the_database_is_down_and_the_spool_drains_once() {
 }
 
 /// A `.imgguard.yml` with a password in the ledger URL is refused with one line (exit 2), and
-/// the password is never echoed; `ledger.url_env` reads the URL (password and all) from the
-/// environment; `ledger sync` without a fleet ledger is a usage error.
+/// the password is never echoed; against a cluster that wants a password, `ledger.url_env`
+/// (the URL, password and all, from the environment), `PGPASSWORD` and `PGPASSFILE` each reach
+/// it, and without any the command uses the spool and says why; `ledger sync` without a fleet
+/// ledger is a usage error.
 #[test]
-fn a_password_in_the_file_is_refused_and_url_env_is_read() {
-    let fleet = Fleet::new();
-    fleet.cluster.sql("ALTER USER postgres PASSWORD 'hunter2'");
+fn passwords_come_from_the_environment_never_the_file() {
+    let cluster = Cluster::start_with_password("hunter2");
+    cluster.create_db("fleet");
+    let url = cluster.url("fleet");
+    let with_password = url.replace("postgres@", "postgres:hunter2@");
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let cfg = dir.path().join(".imgguard.yml");
-    let with_password = fleet.url.replace("postgres@", "postgres:hunter2@");
+    let test = || Test::new().current_dir(dir.path()).home(home.path()).env_remove("PGPASSWORD");
     std::fs::write(&cfg, format!("ledger: {with_password}\n")).unwrap();
-    let r = Test::new().current_dir(dir.path()).home(home.path()).args(["fleet"]).run();
+    let r = test().args(["fleet"]).run();
     r.assert_code(2);
     assert!(r.stderr.contains("ledger.url: the URL holds a password"), "{}", r.stderr);
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 
+    let reached = |r: &crate::support::Run| {
+        r.assert_code(0);
+        let stats = json(r);
+        assert_eq!(stats["path"], url.as_str(), "{stats}");
+        assert!(!r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"), "{}", r.stderr);
+    };
     std::fs::write(&cfg, "ledger:\n  url_env: FLEET_URL_FOR_TEST\n").unwrap();
-    let r = Test::new()
-        .current_dir(dir.path())
-        .home(home.path())
-        .env("FLEET_URL_FOR_TEST", &with_password)
-        .args(["ledger", "stats", "--format", "json"])
-        .run();
+    let stats = ["ledger", "stats", "--format", "json"];
+    reached(&test().env("FLEET_URL_FOR_TEST", &with_password).args(stats).run());
+    std::fs::write(&cfg, format!("ledger: {url}\n")).unwrap();
+    reached(&test().env("PGPASSWORD", "hunter2").args(stats).run());
+    let passfile = home.path().join("pgpass");
+    std::fs::write(&passfile, format!("127.0.0.1:{}:fleet:postgres:hunter2\n", cluster.port))
+        .unwrap();
+    reached(&test().env("PGPASSFILE", &passfile).args(stats).run());
+
+    // No password: the database refuses; the command goes on with the local spool.
+    let r = test().env("PGPASSFILE", home.path().join("none")).args(stats).run();
     r.assert_code(0);
-    let stats = json(&r);
-    assert!(
-        stats["path"].as_str().unwrap().starts_with("postgres://postgres@127.0.0.1"),
-        "{stats}"
-    );
-    assert!(!r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"));
+    assert!(r.stderr.contains("unreachable") && r.stderr.contains("password"), "{}", r.stderr);
 
     let r = Test::new().current_dir(home.path()).home(home.path()).args(["ledger", "sync"]).run();
     r.assert_code(2);
     assert!(r.stderr.contains("no fleet ledger is configured"), "{}", r.stderr);
+}
+
+/// A database whose schema a newer imgguard wrote is refused (exit 2), not spooled around.
+#[test]
+fn a_newer_fleet_schema_is_refused() {
+    let fleet = Fleet::new();
+    let home = tempfile::tempdir().unwrap();
+    let test = || Test::new().home(home.path()).env("IMGGUARD_LEDGER", &fleet.url);
+    test().args(["ledger", "stats"]).run().assert_code(0);
+    let mut c = postgres::Client::connect(&fleet.url, postgres::NoTls).unwrap();
+    c.batch_execute("UPDATE schema_version SET version = 99").unwrap();
+    let r = test().args(["ledger", "stats"]).run();
+    r.assert_code(2);
+    assert!(r.stderr.contains("schema version 99 is newer"), "{}", r.stderr);
 }
 
 /// One line of an export: event `id` on `engine`, tag `tag` pointing at `image` at `at`.

@@ -16,6 +16,8 @@ pub struct Cluster {
     /// The loopback port it listens on.
     pub port: u16,
     running: bool,
+    /// The superuser's password, when host connections need one.
+    password: Option<String>,
 }
 
 fn bindir() -> PathBuf {
@@ -62,8 +64,18 @@ fn run(mut c: Command, what: &str) {
 }
 
 impl Cluster {
-    /// Creates and starts a cluster.
+    /// Creates and starts a cluster with `trust` authentication.
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// Creates and starts a cluster whose loopback connections need the superuser's
+    /// `password` (scram-sha-256).
+    pub fn start_with_password(password: &str) -> Cluster {
+        Cluster::start_with(Some(password))
+    }
+
+    fn start_with(password: Option<&str>) -> Cluster {
         let dir = tempfile::Builder::new().prefix("imgguard-pg.").tempdir().unwrap();
         if is_root() {
             let uid = pg_user_ids();
@@ -72,14 +84,30 @@ impl Cluster {
         let bindir = bindir();
         let data = dir.path().join("data");
         let data_s = data.to_str().unwrap();
-        run(
-            as_postgres(
-                &bindir.join("initdb"),
-                &["-D", data_s, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
-            ),
-            "initdb",
-        );
-        let mut cluster = Cluster { dir, bindir, port: free_port(), running: false };
+        let mut args = vec!["-D", data_s, "-U", "postgres", "--no-sync", "-E", "UTF8"];
+        let pwfile = dir.path().join("pw");
+        let pwfile_s = pwfile.to_str().unwrap().to_string();
+        match password {
+            None => args.extend(["-A", "trust"]),
+            Some(p) => {
+                std::fs::write(&pwfile, p).unwrap();
+                if is_root() {
+                    let uid = pg_user_ids();
+                    std::os::unix::fs::chown(&pwfile, Some(uid.0), Some(uid.1)).unwrap();
+                }
+                args.extend(["--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile"]);
+                args.push(&pwfile_s);
+            }
+        }
+        run(as_postgres(&bindir.join("initdb"), &args), "initdb");
+        let _ = std::fs::remove_file(&pwfile);
+        let mut cluster = Cluster {
+            dir,
+            bindir,
+            port: free_port(),
+            running: false,
+            password: password.map(str::to_string),
+        };
         cluster.resume();
         cluster
     }
@@ -126,7 +154,11 @@ impl Cluster {
 
     /// Runs SQL as the superuser in database `postgres`.
     pub fn sql(&self, sql: &str) {
-        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        let url = match &self.password {
+            Some(p) => self.url("postgres").replace("postgres@", &format!("postgres:{p}@")),
+            None => self.url("postgres"),
+        };
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         c.batch_execute(sql).unwrap();
     }
 
