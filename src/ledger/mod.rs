@@ -196,19 +196,17 @@ fate AS (
         SELECT image_id AS id, kind,
             row_number() OVER (PARTITION BY image_id ORDER BY at DESC, seq DESC) AS n
         FROM ev WHERE kind IN ('removed', 'kept') AND image_id IS NOT NULL) f
-    WHERE n = 1)
-SELECT
-    (SELECT count(*) FROM known k LEFT JOIN fate f ON f.id = k.id
-        WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
-            AND coalesce(f.kind, '') <> 'removed'),
-    (SELECT CAST(coalesce(sum(k.sz), 0) AS BIGINT) FROM known k LEFT JOIN fate f ON f.id = k.id
-        WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
-            AND coalesce(f.kind, '') <> 'removed'),
-    (SELECT count(*) FROM known k LEFT JOIN fate f ON f.id = k.id
-        WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
-            AND coalesce(f.kind, '') NOT IN ('removed', 'kept') AND k.tagged = 0),
+    WHERE n = 1),
+nameless AS (
+    SELECT k.sz, k.tagged, f.kind FROM known k LEFT JOIN fate f ON f.id = k.id
+    WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
+        AND coalesce(f.kind, '') <> 'removed')
+SELECT count(*), CAST(coalesce(sum(sz), 0) AS BIGINT),
+    CAST(coalesce(sum(CASE WHEN tagged = 0 AND coalesce(kind, '') <> 'kept' THEN 1 ELSE 0 END), 0)
+        AS BIGINT),
     (SELECT count(*) FROM events WHERE at >= $2 AND engine = $1 AND kind = 'removed'),
     (SELECT count(*) FROM events WHERE at >= $2 AND engine = $1 AND kind = 'kept')
+FROM nameless
 ";
 
 /// One engine's fleet row from its events (see [`crate::core::fleet::row`]).
