@@ -170,6 +170,22 @@ fn an_archive_saved_by_id_on_one_engine_gets_its_names_back_on_the_other() {
     };
     let cleanup_b = scopeguard(&other, &tag, &id);
     assert!(other.image_id(&tag).is_none());
+    let b_id = other.identity();
+    let b_row = |f: &serde_json::Value| {
+        f.as_array().unwrap().iter().find(|r| r["engine"] == b_id.as_str()).cloned().unwrap()
+    };
+    // A plain load first: <none> on B, which the fleet counts as nameless and unexplained,
+    // with the archive's bytes; the hint names the tag A recorded.
+    let r = on_b(&["load", "-i", archive_s]);
+    r.assert_code(0);
+    assert!(r.stderr.contains(&format!("the ledger knows it as {tag}")), "{}", r.stderr);
+    let row = b_row(&json(&on_a(&["fleet", "--format", "json"])));
+    let size = std::fs::metadata(&archive).unwrap().len();
+    assert_eq!(
+        (&row["nameless_images"], &row["unexplained"], &row["nameless_bytes"]),
+        (&serde_json::json!(1), &serde_json::json!(1), &serde_json::json!(size)),
+        "{row}"
+    );
     let r = on_b(&["load", "-i", archive_s, "--restore-tags"]);
     r.assert_code(0);
     assert_eq!(other.image_id(&tag).as_deref(), Some(id.as_str()), "{}", r.stderr);
@@ -179,7 +195,7 @@ fn an_archive_saved_by_id_on_one_engine_gets_its_names_back_on_the_other() {
     let h = json(&on_b(&["history", &tag, "--all-engines", "--format", "json"]));
     let lineages = h.as_array().unwrap();
     let engines: BTreeSet<&str> = lineages.iter().map(|l| l["engine"].as_str().unwrap()).collect();
-    let (a_id, b_id) = (engine_identity(), other.identity());
+    let a_id = engine_identity();
     assert_eq!(engines, BTreeSet::from([a_id.as_str(), b_id.as_str()]), "{h}");
     for l in lineages {
         assert!(!l["host"].as_str().unwrap().is_empty(), "{l}");
@@ -201,6 +217,8 @@ fn an_archive_saved_by_id_on_one_engine_gets_its_names_back_on_the_other() {
             assert!(row[field].is_u64(), "{field} in {row}");
         }
     }
+    let named = b_row(&f);
+    assert_eq!((&named["nameless_images"], &named["unexplained"]), (&0.into(), &0.into()), "{f}");
     let human = on_a(&["fleet"]);
     assert!(human.stdout.starts_with("HOST"), "{}", human.stdout);
     drop(cleanup_b);
