@@ -670,7 +670,7 @@ fn read_row(r: &Row) -> Result<Recorded, Fail> {
 
 /// What `explain` needs about `image_ids` on `engine` (the same walk as the SQLite backend's).
 fn evidence(
-    c: &mut Client,
+    c: &mut impl postgres::GenericClient,
     engine: &str,
     image_ids: &[String],
 ) -> Result<BTreeMap<i64, Recorded>, Fail> {
@@ -912,18 +912,20 @@ impl super::Ledger for Store {
     ) -> Result<i64, LedgerError> {
         let engine = engine.to_string();
         let ids: Vec<String> = daemon_images.iter().map(|i| (*i).to_string()).collect();
+        // Per host: each runner compacts its own engines, on its own schedule.
+        let key = format!("compacted_at:{}", self.host);
         self.with(move |c| {
-            let keep: Vec<i64> = evidence(c, &engine, &ids)?.into_keys().collect();
             let mut tx = c.transaction()?;
+            let keep: Vec<i64> = evidence(&mut tx, &engine, &ids)?.into_keys().collect();
             let dropped = tx.execute(
                 "DELETE FROM events WHERE engine = $1 AND at < $2 AND NOT (seq = ANY($3))
                     AND seq NOT IN (SELECT seq FROM tag_state)",
                 &[&engine, &before_ms, &keep],
             )?;
             tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('compacted_at', $1)
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&now_ms],
+                &[&key, &now_ms],
             )?;
             tx.commit()?;
             Ok(i64::try_from(dropped).unwrap_or(i64::MAX))
@@ -939,9 +941,9 @@ impl super::Ledger for Store {
     }
 
     fn compacted_at(&self) -> Result<Option<i64>, LedgerError> {
-        self.with(|c| {
-            Ok(c.query_opt("SELECT value FROM meta WHERE key = 'compacted_at'", &[])?
-                .map(|r| r.get(0)))
+        let key = format!("compacted_at:{}", self.host);
+        self.with(move |c| {
+            Ok(c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?.map(|r| r.get(0)))
         })
     }
 
