@@ -6,7 +6,7 @@
 //! that the [`super::Ledger`] trait stays synchronous. That client runs its own small runtime and
 //! panics when called from inside another one, and imgguard's commands run inside a tokio
 //! runtime; so every call is made on a scoped thread of its own when the calling thread is inside
-//! a runtime ([`off_runtime`]; tens of microseconds, next to a network round trip). TLS is
+//! a runtime (`off_runtime`; tens of microseconds, next to a network round trip). TLS is
 //! rustls (ring, already in the tree through bollard) verifying the server against the system's
 //! root certificates (`rustls-native-certs`); `sslmode` in the URL decides whether TLS is tried
 //! (`prefer`, the default), required (`require`) or off (`disable`).
