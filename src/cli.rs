@@ -68,9 +68,21 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page imgguard(1), or write one page per command into a directory.
     Man(ManArgs),
-    /// Look after the ledger: `stats`, `compact --older-than 180d`, `export` (JSON Lines) and
-    /// `import FILE|-`.
+    /// Look after the ledger: `stats`, `compact --older-than 180d`, `export` (JSON Lines),
+    /// `import FILE|-` and `sync` (send the local spool to the fleet ledger).
     Ledger(LedgerArgs),
+    /// One row per engine the ledger knows (every runner of a fleet ledger): host, last seen,
+    /// `<none>` images known to the ledger and their bytes, how many unexplained, removed and
+    /// kept in the last 7 days.
+    Fleet(FleetArgs),
+}
+
+/// `imgguard fleet`.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// `imgguard completions`.
@@ -122,6 +134,9 @@ pub enum LedgerAction {
         #[arg(value_name = "FILE|-")]
         file: PathBuf,
     },
+    /// Send the events the local spool holds and the fleet ledger lacks, in order, exactly
+    /// once (needs a fleet ledger: IMGGUARD_LEDGER or `ledger:` in .imgguard.yml).
+    Sync,
 }
 
 /// `imgguard build`.
@@ -151,6 +166,11 @@ pub struct BuildArgs {
 pub struct HistoryArgs {
     /// Only this tag (normalised as docker does: `app` is `app:latest`).
     pub tag: Option<String>,
+
+    /// Each engine's lineage of the tag, labelled by the host that recorded it (a fleet
+    /// ledger holds many runners).
+    #[arg(long)]
+    pub all_engines: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]

@@ -33,8 +33,9 @@ pub struct FileConfig {
     /// The `check:` section: rules off or severity changed, paths excluded (`imgguard check`).
     #[serde(default)]
     pub check: crate::core::guard::CheckSettings,
-    /// The `ledger:` section: `retention` (e.g. `180d`), applied at most once a day.
-    #[serde(default)]
+    /// The `ledger:` section: `retention` (e.g. `180d`), applied at most once a day; `url` or
+    /// `url_env` for the fleet ledger. `ledger: postgres://…` is short for `ledger: { url: … }`.
+    #[serde(default, deserialize_with = "ledger_section")]
     pub ledger: LedgerConfig,
 }
 
@@ -46,6 +47,55 @@ pub struct LedgerConfig {
     /// day, from `explain` and `prune` (which list the daemon's images anyway).
     #[serde(default)]
     pub retention: Option<String>,
+    /// The fleet ledger's `postgres://` URL (never with a password in it).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The environment variable holding the fleet ledger's URL (which may hold a password).
+    #[serde(default)]
+    pub url_env: Option<String>,
+}
+
+/// `ledger:` is a section, or a URL alone.
+fn ledger_section<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LedgerConfig, D::Error> {
+    struct Section;
+    impl<'de> serde::de::Visitor<'de> for Section {
+        type Value = LedgerConfig;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a postgres:// URL, or a map of retention, url, url_env")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LedgerConfig, E> {
+            Ok(LedgerConfig { url: Some(v.to_string()), ..LedgerConfig::default() })
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<LedgerConfig, E> {
+            Ok(LedgerConfig::default())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<LedgerConfig, A::Error> {
+            LedgerConfig::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+        }
+    }
+    d.deserialize_any(Section)
+}
+
+/// The fleet ledger's URL as the file gives it, checked: a `postgres://` URL without a password.
+fn check_ledger_url(l: &LedgerConfig) -> Result<(), String> {
+    if l.url.is_some() && l.url_env.is_some() {
+        return Err("ledger: give url or url_env, not both".into());
+    }
+    if let Some(url) = &l.url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(format!(
+                "ledger.url: `{}` is not a postgres:// URL",
+                crate::ledger::postgres::shown_url(url)
+            ));
+        }
+        if crate::ledger::postgres::has_password(url) {
+            return Err("ledger.url: the URL holds a password; keep it out of the file \
+                 (PGPASSWORD, a password file in PGPASSFILE, or the whole URL in the \
+                 environment variable named by ledger.url_env)"
+                .into());
+        }
+    }
+    Ok(())
 }
 
 /// Where the configuration came from, with what it says.
@@ -116,6 +166,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
             ));
         }
     }
+    check_ledger_url(&file.ledger).map_err(err)?;
     for pattern in &file.protect {
         if pattern.trim().is_empty() {
             return Err(err("protect: an empty pattern would match nothing".into()));
@@ -179,6 +230,20 @@ mod tests {
         assert!(e.to_string().starts_with("config x.yml: ledger.retention: invalid duration"));
         let e = parse(Path::new("x.yml"), "ledger: { retain: 1d }\n").unwrap_err();
         assert!(e.to_string().contains("retain"), "{e}");
+    }
+
+    #[test]
+    fn the_fleet_ledger_url_is_checked() {
+        let c = parse(Path::new("x"), "ledger: postgres://db/imgguard\n").unwrap();
+        assert_eq!(c.ledger.url.as_deref(), Some("postgres://db/imgguard"));
+        let c = parse(Path::new("x"), "ledger: { url_env: FLEET_URL, retention: 9d }\n").unwrap();
+        assert_eq!(c.ledger.url_env.as_deref(), Some("FLEET_URL"));
+        let e = parse(Path::new("x.yml"), "ledger: postgres://u:hunter2@db/x\n").unwrap_err();
+        let e = e.to_string();
+        assert!(e.starts_with("config x.yml: ledger.url: the URL holds a password"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = parse(Path::new("x.yml"), "ledger: mysql://db/x\n").unwrap_err().to_string();
+        assert!(e.contains("not a postgres:// URL"), "{e}");
     }
 
     #[test]

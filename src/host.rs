@@ -40,15 +40,69 @@ pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+static FLEET: OnceLock<Option<String>> = OnceLock::new();
+
+/// Chooses the ledger for this process: the fleet ledger whose URL is in `IMGGUARD_LEDGER`
+/// (`sqlite` for the local one), else in the configuration (`ledger.url`, or the variable named
+/// by `ledger.url_env`), else the local SQLite ledger.
+pub(crate) fn select_ledger(config: &crate::config::Config) -> Result<(), Error> {
+    let bad = |message: String| Error::Config {
+        path: config.path.clone().unwrap_or_else(|| crate::config::FILE_NAME.into()),
+        message,
+    };
+    let postgres = |u: &str| u.starts_with("postgres://") || u.starts_with("postgresql://");
+    let url = match env_var("IMGGUARD_LEDGER") {
+        Some(v) if v == "sqlite" => None,
+        Some(v) if postgres(&v) => Some(v),
+        Some(v) => {
+            return Err(Error::Usage(format!(
+                "IMGGUARD_LEDGER: `{}` is neither `sqlite` nor a postgres:// URL",
+                ledger::postgres::shown_url(&v)
+            )))
+        }
+        None => match (&config.file.ledger.url, &config.file.ledger.url_env) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(var)) => {
+                let url =
+                    env_var(var).ok_or_else(|| bad(format!("ledger.url_env: {var} is not set")))?;
+                if !postgres(&url) {
+                    return Err(bad(format!("ledger.url_env: {var} is not a postgres:// URL")));
+                }
+                Some(url)
+            }
+            (None, None) => None,
+        },
+    };
+    if let Some(u) = &url {
+        ledger::postgres::config(u, &env_var).map_err(|e| {
+            Error::Usage(format!("fleet ledger {}: {e}", ledger::postgres::shown_url(u)))
+        })?;
+    }
+    let _ = FLEET.set(url);
+    Ok(())
+}
+
+/// The fleet ledger's URL, if one is configured.
+pub(crate) fn fleet_url() -> Option<&'static str> {
+    FLEET.get().and_then(Option::as_deref)
+}
+
+fn open_ledger(access: Access) -> Result<Option<Box<dyn Ledger>>, Error> {
+    Ok(match fleet_url() {
+        Some(url) => ledger::spool::open(url, &env_var, access)?,
+        None => ledger::open(&env_var, access)?,
+    })
+}
+
 /// Opens the ledger, creating it if needed (commands that record).
 pub(crate) fn ledger() -> Result<Box<dyn Ledger>, Error> {
-    ledger::open(&env_var, Access::Create)?
+    open_ledger(Access::Create)?
         .ok_or_else(|| Error::Other("the ledger could not be created".into()))
 }
 
 /// Opens the ledger only if it exists (reading commands create nothing).
 pub(crate) fn existing_ledger() -> Result<Option<Box<dyn Ledger>>, Error> {
-    Ok(ledger::open(&env_var, Access::Existing)?)
+    open_ledger(Access::Existing)
 }
 
 /// Milliseconds since the Unix epoch, read once per command and passed to the pure core.

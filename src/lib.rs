@@ -88,6 +88,7 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     }
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let config = config::Config::load(cli.config.as_deref(), &cwd)?;
+    host::select_ledger(&config)?;
     match &cli.command {
         cli::Command::Build(args) => {
             commands::build::run(&BuildSettings::new(args, &config)?, &cwd)
@@ -106,5 +107,6 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
             unreachable!("answered before the configuration is read")
         }
         cli::Command::Ledger(args) => commands::ledger::run(&LedgerSettings::new(args)?),
+        cli::Command::Fleet(args) => commands::fleet::run(args.format),
     }
 }

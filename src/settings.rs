@@ -88,6 +88,8 @@ fn writable_file(what: &str, path: &std::path::Path) -> Result<(), Error> {
 pub struct HistorySettings {
     /// Only this tag.
     pub tag: Option<Tag>,
+    /// Label each lineage with its engine's host.
+    pub all_engines: bool,
     /// Output format.
     pub format: cli::Format,
 }
@@ -96,7 +98,7 @@ impl HistorySettings {
     /// Checks the arguments.
     pub fn new(args: &cli::HistoryArgs) -> Result<HistorySettings, Error> {
         let tag = args.tag.as_deref().map(Tag::parse).transpose().map_err(usage)?;
-        Ok(HistorySettings { tag, format: args.format })
+        Ok(HistorySettings { tag, all_engines: args.all_engines, format: args.format })
     }
 }
 
@@ -323,6 +325,8 @@ pub enum LedgerSettings {
         /// The file; standard input when `None`.
         file: Option<PathBuf>,
     },
+    /// `sync`.
+    Sync,
 }
 
 impl LedgerSettings {
@@ -344,6 +348,7 @@ impl LedgerSettings {
             cli::LedgerAction::Import { file } => {
                 LedgerSettings::Import { file: (file.as_os_str() != "-").then(|| file.clone()) }
             }
+            cli::LedgerAction::Sync => LedgerSettings::Sync,
         })
     }
 }

@@ -7,6 +7,7 @@
 // Short names (t, a, b, …) read best in tests.
 #![allow(clippy::many_single_char_names)]
 
+mod pg_cluster;
 mod support;
 
 mod action;
@@ -15,6 +16,7 @@ mod cli;
 mod concurrency;
 mod dangling;
 mod engines;
+mod fleet;
 mod formats;
 mod guard;
 mod habits;

@@ -2,7 +2,7 @@
 # The README's test command: passes on a fresh Debian 12 machine by itself (run as root, or with
 # sudo for the installs).
 #   1. installs what the tests need when it is missing (apt-get: gcc, libc6-dev, git, docker.io,
-#      the shellcheck tool, podman, runc, openssh-server, openssl, script, man; from PyPI:
+#      the shellcheck tool, podman, runc, openssh-server, openssl, script, man, postgresql; from PyPI:
 #      pre-commit >= 3.2), doing nothing when everything is present;
 #   2. starts the services the tests need: dockerd when `docker info` fails, and a Podman API
 #      service (`podman system service`) on a socket in a temporary directory, with its own
@@ -38,6 +38,7 @@ want ssh openssh-client
 want openssl openssl
 want script bsdutils
 want man man-db
+want pg_config postgresql  # the fleet ledger's throwaway cluster (initdb, pg_ctl)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing with apt-get: ${need_apt[*]}"
@@ -121,6 +122,9 @@ DOCKER_HOST="unix://$podman_sock" docker version >/dev/null 2>&1 || {
   tail -n 20 "$work/podman.log" >&2
   die "podman system service did not come up (log above)"
 }
+
+# The fleet tests reach Podman as a second engine beside Docker.
+export IMGGUARD_TEST_PODMAN_HOST="unix://$podman_sock"
 
 # --- 3. the tests -----------------------------------------------------------------------------
 say "cargo test (Docker $(docker version --format '{{.Server.Version}}'))"

@@ -1,6 +1,7 @@
 //! `imgguard history [TAG] [--format json]`: every tag's lineage of image IDs, newest first. Reads
 //! the ledger only: it needs no daemon, and creates no ledger where there is none.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
@@ -18,8 +19,16 @@ use crate::ui;
 struct JsonLineage<'a> {
     tag: &'a str,
     engine: &'a str,
+    /// With `--all-engines`: the host that recorded the engine, and the engine's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine_name: Option<&'a str>,
     entries: Vec<JsonEntry<'a>>,
 }
+
+/// Each engine's (name, host), for `--all-engines`.
+type Hosts = BTreeMap<String, (String, String)>;
 
 /// One entry of the JSON contract: `image_id, recorded_at, event, state, reason, git_commit`.
 #[derive(Serialize)]
@@ -34,9 +43,13 @@ struct JsonEntry<'a> {
 
 /// Runs the command.
 pub fn run(s: &HistorySettings) -> Result<Outcome, Error> {
+    let mut hosts = Hosts::new();
     let lineages = match host::existing_ledger()? {
         None => Vec::new(),
         Some(ledger) => {
+            if s.all_engines {
+                hosts = ledger.engine_hosts()?.into_iter().map(|(id, n, h)| (id, (n, h))).collect();
+            }
             let events = match &s.tag {
                 Some(t) => ledger.tag_events(None, &[t.as_str()])?,
                 None => ledger.all_events(None)?,
@@ -45,25 +58,37 @@ pub fn run(s: &HistorySettings) -> Result<Outcome, Error> {
             if let Some(t) = &s.tag {
                 all.retain(|l| l.tag == t.as_str());
             }
+            if s.all_engines {
+                // Grouped by host, then engine, each engine's lineage of the tag.
+                all.sort_by(|a, b| {
+                    let key = |l: &Lineage| {
+                        (hosts.get(&l.engine).map(|h| h.1.clone()), l.engine.clone(), l.tag.clone())
+                    };
+                    key(a).cmp(&key(b))
+                });
+            }
             all
         }
     };
     match s.format {
-        Format::Json => ui::json(&json(&lineages)),
+        Format::Json => ui::json(&json(&lineages, s.all_engines.then_some(&hosts))),
         Format::Human => {
             let mut out = std::io::stdout().lock();
-            write_human(&mut out, &lineages, s.tag.as_ref()).map_err(|e| Error::io("stdout", e))
+            write_human(&mut out, &lineages, s.tag.as_ref(), s.all_engines.then_some(&hosts))
+                .map_err(|e| Error::io("stdout", e))
         }
     }?;
     Ok(Outcome::Ok)
 }
 
-fn json(lineages: &[Lineage]) -> Vec<JsonLineage<'_>> {
+fn json<'a>(lineages: &'a [Lineage], hosts: Option<&'a Hosts>) -> Vec<JsonLineage<'a>> {
     lineages
         .iter()
         .map(|l| JsonLineage {
             tag: &l.tag,
             engine: &l.engine,
+            host: hosts.map(|h| h.get(&l.engine).map_or("", |e| e.1.as_str())),
+            engine_name: hosts.map(|h| h.get(&l.engine).map_or("", |e| e.0.as_str())),
             entries: l
                 .entries
                 .iter()
@@ -84,6 +109,7 @@ fn write_human(
     out: &mut impl Write,
     lineages: &[Lineage],
     tag: Option<&Tag>,
+    hosts: Option<&Hosts>,
 ) -> std::io::Result<()> {
     if lineages.is_empty() {
         return match tag {
@@ -94,7 +120,12 @@ fn write_human(
         };
     }
     for l in lineages {
-        writeln!(out, "{}  (engine {})", l.tag, l.engine)?;
+        match hosts.map(|h| h.get(&l.engine)) {
+            Some(Some((name, host))) => {
+                writeln!(out, "{}  (host {host}, engine {name} {})", l.tag, l.engine)?;
+            }
+            _ => writeln!(out, "{}  (engine {})", l.tag, l.engine)?,
+        }
         for e in &l.entries {
             write!(
                 out,

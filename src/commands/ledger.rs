@@ -23,7 +23,26 @@ pub fn run(s: &LedgerSettings) -> Result<Outcome, Error> {
         LedgerSettings::Compact { older_than_ms } => compact(*older_than_ms),
         LedgerSettings::Export => export(),
         LedgerSettings::Import { file } => import(file.as_deref()),
+        LedgerSettings::Sync => sync(),
     }
+}
+
+/// `ledger sync`: the spool's unsent events to the fleet ledger, which must answer.
+fn sync() -> Result<Outcome, Error> {
+    let Some(url) = host::fleet_url() else {
+        return Err(Error::Usage(
+            "ledger sync: no fleet ledger is configured (set IMGGUARD_LEDGER=postgres://… or \
+             `ledger:` in .imgguard.yml)"
+                .into(),
+        ));
+    };
+    let (sent, pending) = crate::ledger::spool::sync_now(url, &host::env_var)?;
+    let shown = crate::ledger::postgres::shown_url(url);
+    ui::say(format!(
+        "sent {sent} event{} of {pending} unsent in the local spool to {shown}",
+        if sent == 1 { "" } else { "s" }
+    ))?;
+    Ok(Outcome::Ok)
 }
 
 /// The JSON contract of `ledger stats --format json`.
@@ -38,9 +57,12 @@ struct JsonStats {
 }
 
 fn stats(format: Format) -> Result<Outcome, Error> {
-    let path = crate::ledger::location(&host::env_var)?.display().to_string();
+    let mut path = crate::ledger::location(&host::env_var)?.display().to_string();
     let st = match host::existing_ledger()? {
-        Some(l) => l.stats()?,
+        Some(l) => {
+            path = l.location();
+            l.stats()?
+        }
         None => Stats { events: 0, tags: 0, engines: 0, size_bytes: 0, oldest_ms: None },
     };
     let oldest = st.oldest_ms.map(rfc3339);

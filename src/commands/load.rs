@@ -329,10 +329,9 @@ async fn name_nameless(
             id.short(),
             source.shown.display()
         ));
-        let history = ledger.image_events(&identity.id, id.as_str())?;
         let mut free = Vec::new();
         let mut elsewhere = false;
-        for tag in event::tags_of_image(&history, &identity.id, id.as_str()) {
+        for tag in known_tags(ledger, &identity.id, id, facts)? {
             match engine.inspect(&tag).await?.map(|i| i.id) {
                 None => free.push(tag),
                 Some(other) if other == *id => {}
@@ -362,6 +361,24 @@ async fn name_nameless(
         }
     }
     Ok(hints)
+}
+
+/// The tags the ledger knows for `id`: recorded on this engine, else on other engines (another
+/// runner of a fleet ledger) for the same image ID or for an image saved to the same archive.
+fn known_tags(
+    ledger: &dyn Ledger,
+    engine: &str,
+    id: &ImageId,
+    facts: &ArchiveFacts,
+) -> Result<Vec<String>, Error> {
+    let history = ledger.image_events(engine, id.as_str())?;
+    let tags = event::tags_of_image(&history, engine, id.as_str());
+    if !tags.is_empty() {
+        return Ok(tags);
+    }
+    let sha = facts.sha256.as_deref();
+    let fleet = ledger.fleet_image_events(id.as_str(), sha)?;
+    Ok(crate::core::fleet::tags_elsewhere(&fleet, engine, id.as_str(), sha))
 }
 
 /// Reads the file in [`UPLOAD_CHUNK`]s into the upload, hashing as it goes; stops when the upload

@@ -6,6 +6,7 @@ pub mod build;
 pub mod check;
 pub mod completions;
 pub mod explain;
+pub mod fleet;
 pub mod history;
 pub mod hook;
 pub mod ledger;

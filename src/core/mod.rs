@@ -13,6 +13,7 @@ pub mod dangling;
 pub mod event;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod fleet;
 pub mod github;
 pub mod guard;
 pub mod image;

@@ -212,6 +212,27 @@ fn same_answers(ledger: &dyn Ledger, rng: &mut Rng, seed: u64) {
             );
         }
     }
+    // The fleet counts the database aggregates are the pure row's.
+    let since = all.get(all.len() / 2).map_or(0, |r| r.event.at_ms);
+    let rows = ledger.fleet(since).unwrap();
+    for engine in ENGINES {
+        let pure = crate::core::fleet::row(engine, &all, since);
+        let got = rows.iter().find(|r| r.engine == engine);
+        match got {
+            Some(r) => assert_eq!(
+                (r.nameless, r.nameless_bytes, r.unexplained, r.removed_recently, r.kept_recently),
+                (
+                    pure.nameless,
+                    pure.nameless_bytes,
+                    pure.unexplained,
+                    pure.removed_recently,
+                    pure.kept_recently
+                ),
+                "seed {seed}: fleet row of {engine}"
+            ),
+            None => assert!(pure.last_seen_ms.is_none(), "seed {seed}: no fleet row for {engine}"),
+        }
+    }
     for tag in TAGS {
         let mine = ledger.tag_events(None, &[tag]).unwrap();
         assert_eq!(lineage_of(&mine, tag), lineage_of(&all, tag), "seed {seed}: history {tag}");
@@ -304,5 +325,26 @@ fn sqlite_conforms() {
         n.set(n.get() + 1);
         let path = dir.path().join(format!("l{}.db", n.get()));
         Box::new(crate::ledger::sqlite::Store::open(&path).unwrap())
+    });
+}
+
+#[path = "../../tests/pg_cluster.rs"]
+mod pg_cluster;
+
+/// The same checks on PostgreSQL: a throwaway cluster, one schema per ledger.
+#[test]
+fn postgres_conforms() {
+    let cluster = pg_cluster::Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::cell::Cell::new(0);
+    let no_env = |_: &str| None;
+    check_backend(&|| {
+        n.set(n.get() + 1);
+        let schema = format!("s{}", n.get());
+        cluster.sql(&format!("CREATE SCHEMA {schema}"));
+        let url = format!("{}&options=-csearch_path%3D{schema}", cluster.url("postgres"));
+        Box::new(
+            crate::ledger::postgres::Store::open(&url, &no_env, &dir.path().join("l.db")).unwrap(),
+        )
     });
 }

@@ -3,12 +3,15 @@
 //! points, causes) is pure and lives in [`crate::core::event`]; a backend only stores and finds
 //! events.
 //!
-//! Open it through [`open`]; SQLite ([`sqlite`]) is the one backend today. A new backend
-//! implements [`Ledger`] and is chosen in [`open`].
+//! Open it through [`open`]: SQLite ([`sqlite`]) by default, or the fleet ledger on PostgreSQL
+//! ([`postgres`]) with the local SQLite ledger as its spool ([`spool`]) when a database URL is
+//! configured. A new backend implements [`Ledger`] and is chosen in [`open`].
 
 #[cfg(test)]
 mod conformance;
 pub mod jsonl;
+pub mod postgres;
+pub mod spool;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -16,6 +19,7 @@ use std::path::PathBuf;
 pub use sqlite::{Imported, LedgerError, Source, Stats};
 
 use crate::core::event::{Event, Recorded};
+pub use crate::core::fleet::FleetRow;
 use crate::core::image::EngineIdentity;
 
 /// What a command needs of the ledger. Every write is one transaction
@@ -115,6 +119,99 @@ pub trait Ledger: Send {
 
     /// Where the ledger is, for messages.
     fn location(&self) -> String;
+
+    /// Every event, on any engine, that names `image_id`, or that names an image an archive
+    /// with `archive_sha256` held (what `load --restore-tags` asks of another host's saves).
+    fn fleet_image_events(
+        &self,
+        image_id: &str,
+        archive_sha256: Option<&str>,
+    ) -> Result<Vec<Recorded>, LedgerError> {
+        let all = self.all_events(None)?;
+        let held: std::collections::BTreeSet<&str> = all
+            .iter()
+            .filter(|r| {
+                archive_sha256.is_some()
+                    && r.event.archive.as_ref().and_then(|a| a.sha256.as_deref()) == archive_sha256
+            })
+            .filter_map(|r| r.event.image_id.as_deref())
+            .collect();
+        Ok(all
+            .iter()
+            .filter(|r| {
+                r.event.image_id.as_deref().is_some_and(|i| i == image_id || held.contains(i))
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// One row per engine the ledger knows, for `imgguard fleet`; removals and keeps counted
+    /// from `since_ms`.
+    fn fleet(&self, since_ms: i64) -> Result<Vec<FleetRow>, LedgerError> {
+        let all = self.all_events(None)?;
+        let mut engines: Vec<&str> = all.iter().map(|r| r.event.engine.as_str()).collect();
+        engines.sort_unstable();
+        engines.dedup();
+        let host = postgres::hostname();
+        engines
+            .into_iter()
+            .map(|e| {
+                let mut row = fleet_row(e, &all, since_ms);
+                row.name = self.engine_name(e)?.unwrap_or_default();
+                row.host.clone_from(&host);
+                Ok(row)
+            })
+            .collect()
+    }
+
+    /// Each engine the ledger knows: its ID, its name, and the host that recorded it last.
+    fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let host = postgres::hostname();
+        self.fleet(0)
+            .map(|rows| rows.into_iter().map(|r| (r.engine, r.name, host.clone())).collect())
+    }
+}
+
+/// The counts of one engine's fleet row in SQL that SQLite and PostgreSQL both read (`$1` the
+/// engine, `$2` the start of the window), aggregated in the database: the same answer as
+/// [`crate::core::fleet::row`] over the engine's events (the conformance suite checks it).
+/// Columns: nameless, nameless_bytes, unexplained, removed_recently, kept_recently.
+pub(crate) const FLEET_SQL: &str = "
+WITH ev AS (SELECT image_id, previous_id, kind, tag, outcome, at, seq, archive_size
+            FROM events WHERE engine = $1),
+known AS (
+    SELECT id, max(sz) AS sz, max(tagged) AS tagged FROM (
+        SELECT image_id AS id, coalesce(archive_size, 0) AS sz,
+            CASE WHEN tag IS NOT NULL AND kind IN ('build', 'load', 'tag', 'untag', 'moved-outside')
+                AND coalesce(outcome, '') <> 'not-in-daemon' THEN 1 ELSE 0 END AS tagged
+        FROM ev WHERE image_id IS NOT NULL
+        UNION ALL
+        SELECT previous_id, 0,
+            CASE WHEN tag IS NOT NULL AND kind IN ('build', 'load', 'tag', 'untag', 'moved-outside')
+                AND coalesce(outcome, '') <> 'not-in-daemon' THEN 1 ELSE 0 END
+        FROM ev WHERE previous_id IS NOT NULL) k
+    GROUP BY id),
+fate AS (
+    SELECT id, kind FROM (
+        SELECT image_id AS id, kind,
+            row_number() OVER (PARTITION BY image_id ORDER BY at DESC, seq DESC) AS n
+        FROM ev WHERE kind IN ('removed', 'kept') AND image_id IS NOT NULL) f
+    WHERE n = 1),
+nameless AS (
+    SELECT k.sz, k.tagged, f.kind FROM known k LEFT JOIN fate f ON f.id = k.id
+    WHERE k.id NOT IN (SELECT image_id FROM tag_state WHERE engine = $1 AND image_id IS NOT NULL)
+        AND coalesce(f.kind, '') <> 'removed')
+SELECT count(*), CAST(coalesce(sum(sz), 0) AS BIGINT),
+    CAST(coalesce(sum(CASE WHEN tagged = 0 AND coalesce(kind, '') <> 'kept' THEN 1 ELSE 0 END), 0)
+        AS BIGINT),
+    (SELECT count(*) FROM events WHERE at >= $2 AND engine = $1 AND kind = 'removed'),
+    (SELECT count(*) FROM events WHERE at >= $2 AND engine = $1 AND kind = 'kept')
+FROM nameless
+";
+
+/// One engine's fleet row from its events (see [`crate::core::fleet::row`]).
+pub fn fleet_row(engine: &str, events: &[Recorded], since_ms: i64) -> FleetRow {
+    crate::core::fleet::row(engine, events, since_ms)
 }
 
 /// A held prune lock; dropping it releases the lock.

@@ -457,6 +457,12 @@ impl Store {
             }
         }
         tx.commit().map_err(db)?;
+        // A large import leaves a WAL as large as what it wrote, which every later reader would
+        // wade through until a checkpoint (a million events: 4 ms → 120 ms for `history`):
+        // checkpoint it now, best effort (another reader may hold it back; it is done later).
+        if counts.added > 10_000 {
+            let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+        }
         Ok(counts)
     }
 
@@ -565,6 +571,88 @@ impl Store {
             })
             .map(drop)
             .map_err(|e| self.err(&e))
+    }
+}
+
+impl Store {
+    /// Visits the events after log position `after_seq`, in log order, with their positions and
+    /// unique IDs; stops when `visit` returns `false` (the spool's unsent events).
+    pub fn export_after(
+        &self,
+        after_seq: i64,
+        visit: &mut dyn FnMut(i64, &str, &Event) -> bool,
+    ) -> Result<(), LedgerError> {
+        let sql = format!("SELECT {COLUMNS}, uid FROM events WHERE seq > ?1 ORDER BY seq");
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(&e))?;
+        let mut rows = stmt.query(params![after_seq]).map_err(|e| self.err(&e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
+            let r = read_row(row).map_err(|e| self.err(&e))?;
+            let uid: String = row.get(18).map_err(|e| self.err(&e))?;
+            if !visit(r.seq, &uid, &r.event) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number stored under `key` in `meta` (the spool's marks), if any.
+    pub fn spool_mark(&self, key: &str) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
+    }
+
+    /// Stores `value` under `key` in `meta`, never moving it back (two processes may send the
+    /// spool at once).
+    pub fn set_spool_mark(&mut self, key: &str, value: i64) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(|e| self.err(&e))
+    }
+
+    /// The fleet rows of this ledger, counted in the database ([`super::FLEET_SQL`]).
+    fn fleet_rows(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, name, (SELECT max(at) FROM events WHERE engine = id) FROM engines
+                 ORDER BY name, id",
+            )
+            .map_err(|e| self.err(&e))?;
+        let engines: Vec<(String, String, Option<i64>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(&e))?;
+        let sql = super::FLEET_SQL.replace("$1", "?1").replace("$2", "?2");
+        let mut counts = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let host = super::postgres::hostname();
+        let mut rows = Vec::new();
+        for (id, name, last_seen_ms) in engines.into_iter().filter(|e| e.2.is_some()) {
+            let n: [i64; 5] = counts
+                .query_row(params![id, since_ms], |r| {
+                    Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+                })
+                .map_err(|e| self.err(&e))?;
+            let count = |i: usize| u64::try_from(n[i]).unwrap_or(0);
+            rows.push(super::FleetRow {
+                engine: id,
+                name,
+                host: host.clone(),
+                last_seen_ms,
+                nameless: count(0),
+                nameless_bytes: count(1),
+                unexplained: count(2),
+                removed_recently: count(3),
+                kept_recently: count(4),
+            });
+        }
+        Ok(rows)
     }
 }
 
@@ -899,6 +987,21 @@ impl super::Ledger for Store {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn fleet(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
+        self.fleet_rows(since_ms)
+    }
+
+    fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        // One host: this one.
+        let host = super::postgres::hostname();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name FROM engines ORDER BY id")
+            .map_err(|e| self.err(&e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, host.clone())));
+        rows.and_then(Iterator::collect).map_err(|e| self.err(&e))
     }
 }
 
