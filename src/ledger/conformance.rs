@@ -233,6 +233,34 @@ fn same_answers(ledger: &dyn Ledger, rng: &mut Rng, seed: u64) {
             None => assert!(pure.last_seen_ms.is_none(), "seed {seed}: no fleet row for {engine}"),
         }
     }
+    // `load --restore-tags` across engines: by index, the whole log's answer.
+    let shas: Vec<Option<&str>> = std::iter::once(None)
+        .chain(all.iter().filter_map(|r| r.event.archive.as_ref()?.sha256.as_deref()).map(Some))
+        .collect();
+    for image in IMAGES {
+        for sha in &shas {
+            let held: Vec<&str> = all
+                .iter()
+                .filter(|r| {
+                    sha.is_some()
+                        && r.event.archive.as_ref().and_then(|a| a.sha256.as_deref()) == *sha
+                })
+                .filter_map(|r| r.event.image_id.as_deref())
+                .collect();
+            let whole: Vec<&Recorded> = all
+                .iter()
+                .filter(|r| {
+                    r.event.image_id.as_deref().is_some_and(|i| i == image || held.contains(&i))
+                })
+                .collect();
+            let got = ledger.fleet_image_events(image, *sha).unwrap();
+            assert_eq!(
+                got.iter().collect::<Vec<_>>(),
+                whole,
+                "seed {seed}: fleet events of {image}, {sha:?}"
+            );
+        }
+    }
     for tag in TAGS {
         let mine = ledger.tag_events(None, &[tag]).unwrap();
         assert_eq!(lineage_of(&mine, tag), lineage_of(&all, tag), "seed {seed}: history {tag}");

@@ -121,55 +121,20 @@ pub trait Ledger: Send {
     fn location(&self) -> String;
 
     /// Every event, on any engine, that names `image_id`, or that names an image an archive
-    /// with `archive_sha256` held (what `load --restore-tags` asks of another host's saves).
+    /// with `archive_sha256` held (what `load --restore-tags` asks of another host's saves). By
+    /// index: a load never reads the whole log.
     fn fleet_image_events(
         &self,
         image_id: &str,
         archive_sha256: Option<&str>,
-    ) -> Result<Vec<Recorded>, LedgerError> {
-        let all = self.all_events(None)?;
-        let held: std::collections::BTreeSet<&str> = all
-            .iter()
-            .filter(|r| {
-                archive_sha256.is_some()
-                    && r.event.archive.as_ref().and_then(|a| a.sha256.as_deref()) == archive_sha256
-            })
-            .filter_map(|r| r.event.image_id.as_deref())
-            .collect();
-        Ok(all
-            .iter()
-            .filter(|r| {
-                r.event.image_id.as_deref().is_some_and(|i| i == image_id || held.contains(i))
-            })
-            .cloned()
-            .collect())
-    }
+    ) -> Result<Vec<Recorded>, LedgerError>;
 
     /// One row per engine the ledger knows, for `imgguard fleet`; removals and keeps counted
     /// from `since_ms`.
-    fn fleet(&self, since_ms: i64) -> Result<Vec<FleetRow>, LedgerError> {
-        let all = self.all_events(None)?;
-        let mut engines: Vec<&str> = all.iter().map(|r| r.event.engine.as_str()).collect();
-        engines.sort_unstable();
-        engines.dedup();
-        let host = postgres::hostname();
-        engines
-            .into_iter()
-            .map(|e| {
-                let mut row = fleet_row(e, &all, since_ms);
-                row.name = self.engine_name(e)?.unwrap_or_default();
-                row.host.clone_from(&host);
-                Ok(row)
-            })
-            .collect()
-    }
+    fn fleet(&self, since_ms: i64) -> Result<Vec<FleetRow>, LedgerError>;
 
     /// Each engine the ledger knows: its ID, its name, and the host that recorded it last.
-    fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
-        let host = postgres::hostname();
-        self.fleet(0)
-            .map(|rows| rows.into_iter().map(|r| (r.engine, r.name, host.clone())).collect())
-    }
+    fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError>;
 }
 
 /// The counts of one engine's fleet row in SQL that SQLite and PostgreSQL both read (`$1` the

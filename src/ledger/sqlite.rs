@@ -119,6 +119,11 @@ CREATE INDEX events_interrupted ON events (engine)
     WHERE kind = 'intent' AND outcome = 'interrupted';
 "
     ),
+    // `load --restore-tags` asks which images an archive held, by the archive's sha256, on
+    // every engine (the fleet ledger's cross-host names): by index, not by reading the log.
+    r"
+CREATE INDEX events_by_archive ON events (archive_sha256) WHERE archive_sha256 IS NOT NULL;
+",
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -319,6 +324,25 @@ impl Store {
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
         let rows = stmt.query_map(params![engine, image_id], read_row).map_err(|e| self.err(&e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
+    }
+
+    /// Every event on any engine that names `image_id`, or an image an archive with
+    /// `archive_sha256` held: two index lookups (`events_by_image`, `events_by_archive`).
+    pub fn fleet_image_events(
+        &self,
+        image_id: &str,
+        archive_sha256: Option<&str>,
+    ) -> Result<Vec<Recorded>, LedgerError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events WHERE image_id = ?1 OR image_id IN
+                (SELECT image_id FROM events WHERE archive_sha256 = ?2)
+             ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(&e))?;
+        let rows = stmt
+            .query_map(params![image_id, archive_sha256], read_row)
+            .map_err(|e| self.err(&e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(&e))
     }
 
@@ -991,6 +1015,14 @@ impl super::Ledger for Store {
 
     fn fleet(&self, since_ms: i64) -> Result<Vec<super::FleetRow>, LedgerError> {
         self.fleet_rows(since_ms)
+    }
+
+    fn fleet_image_events(
+        &self,
+        image_id: &str,
+        archive_sha256: Option<&str>,
+    ) -> Result<Vec<Recorded>, LedgerError> {
+        Store::fleet_image_events(self, image_id, archive_sha256)
     }
 
     fn engine_hosts(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
