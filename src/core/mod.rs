@@ -20,3 +20,4 @@ pub mod load;
 pub mod naming;
 pub mod policy;
 pub mod reference;
+pub mod watch;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions, ListImagesOptionsBuilder,
-    RemoveImageOptions, TagImageOptions,
+    EventsOptions, ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions,
+    ListImagesOptionsBuilder, RemoveImageOptions, TagImageOptions,
 };
 use bollard::{BollardRequest, ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use super::endpoint::Target;
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
 };
+use crate::core::watch::{DaemonEvent, Subject};
 
 /// Seconds before an API call is given up on.
 const TIMEOUT_SECS: u64 = 120;
@@ -354,6 +355,59 @@ impl Engine {
             }
         }
         Ok(lines)
+    }
+}
+
+impl Engine {
+    /// The daemon's image and container events from `since` (ns since the epoch; `None`: from
+    /// now) to `until` (`None`: for as long as the connection lasts), in order. A lost connection
+    /// ends the stream with [`EngineError::WentAway`].
+    pub fn events(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> impl Stream<Item = Result<DaemonEvent, EngineError>> + Unpin + Send + 'static {
+        let mut docker = self.docker.clone();
+        // A subscription lasts as long as the daemon does.
+        docker.set_timeout(Duration::from_secs(10 * 365 * 24 * 3600));
+        let stamp = |ns: i64| {
+            format!("{}.{:09}", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+        };
+        let filters = std::collections::HashMap::from([(
+            "type".to_string(),
+            vec!["image".to_string(), "container".to_string()],
+        )]);
+        let opts = EventsOptions {
+            since: since_ns.map(stamp),
+            until: until_ns.map(stamp),
+            filters: Some(filters),
+        };
+        docker
+            .events(Some(opts))
+            .map(|m| m.map(daemon_event).map_err(|e| api("events", &e)))
+            .boxed()
+    }
+}
+
+/// One event message in imgguard's words.
+fn daemon_event(m: bollard::models::EventMessage) -> DaemonEvent {
+    use bollard::models::EventMessageTypeEnum as T;
+    let subject = match m.typ {
+        Some(T::IMAGE) => Subject::Image,
+        Some(T::CONTAINER) => Subject::Container,
+        _ => Subject::Other,
+    };
+    let actor = m.actor.unwrap_or_default();
+    let mut attributes = actor.attributes.unwrap_or_default();
+    let time_nano = m.time_nano.or_else(|| m.time.map(|s| s.saturating_mul(1_000_000_000)));
+    DaemonEvent {
+        time_nano: time_nano.unwrap_or_default(),
+        subject,
+        action: m.action.unwrap_or_default(),
+        id: actor.id.unwrap_or_default(),
+        name: attributes.remove("name"),
+        image: attributes.remove("image"),
+        tags_now: None,
     }
 }
 

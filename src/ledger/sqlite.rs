@@ -17,7 +17,9 @@ use rusqlite::config::DbConfig;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::core::event::{ArchiveFacts, BuildFacts, Event, Outcome, Reason, ReasonKind, Recorded};
+use crate::core::event::{
+    ArchiveFacts, BuildFacts, Event, EventKind, Outcome, Reason, ReasonKind, Recorded,
+};
 use crate::core::image::EngineIdentity;
 
 /// The SQL condition that an event moves a tag's pointer: [`Event::is_pointer`] (a unit test
@@ -270,6 +272,52 @@ impl Store {
             insert_event(&tx, None, e).map_err(db)?;
         }
         tx.commit().map_err(db)
+    }
+
+    /// `imgguard watch`'s batch (see [`super::Ledger::append_watched`]): the events not yet
+    /// recorded and the engine's watch cursor, in one transaction. Each duplicate check is an
+    /// index lookup (`tag_state` for tag moves, the image's events for the rest): the cost of an
+    /// event does not grow with the ledger.
+    pub fn append_watched(
+        &mut self,
+        engine: &EngineIdentity,
+        events: &[Event],
+        cursor_ns: i64,
+    ) -> Result<Vec<Event>, LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let at = events.first().map_or(0, |e| e.at_ms);
+        tx.prepare_cached(
+            "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
+        )
+        .and_then(|mut s| s.execute(params![engine.id, engine.name, engine.endpoint, at]))
+        .map_err(db)?;
+        let mut added = Vec::new();
+        for e in events {
+            if !already_recorded(&tx, e).map_err(db)? && insert_event(&tx, None, e).map_err(db)? {
+                added.push(e.clone());
+            }
+        }
+        if cursor_ns > 0 {
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            )
+            .and_then(|mut s| s.execute(params![watch_key(&engine.id), cursor_ns]))
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(added)
+    }
+
+    /// The time (ns) of the last event `imgguard watch` handled on `engine`.
+    pub fn watch_cursor(&self, engine: &str) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [watch_key(engine)], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
     }
 
     /// The events that concern `tags` on `engine` (or every engine): their own events, and the
@@ -597,6 +645,53 @@ pub struct Imported {
 }
 
 /// Inserts one event (with `uid`, or a new random one) and moves its tag's current state;
+/// The `meta` key of an engine's watch cursor.
+fn watch_key(engine: &str) -> String {
+    format!("watch_cursor:{engine}")
+}
+
+/// How far back a removal already recorded makes a watched deletion of the same image a
+/// duplicate: imgguard records its own removals once its command ends, seconds after the daemon
+/// deleted the image.
+const REMOVAL_DUPLICATE_MS: i64 = 600_000;
+
+/// Whether the ledger already has what `e` says: a tag move whose tag the current state has
+/// there already (or the same move at the same time), a removal of the image recorded lately, or the same event (kind, image, time,
+/// words) for the rest.
+fn already_recorded(conn: &Connection, e: &Event) -> rusqlite::Result<bool> {
+    if let (Some(tag), true) = (e.tag.as_deref(), e.is_pointer()) {
+        let now: Option<Option<String>> = conn
+            .prepare_cached("SELECT image_id FROM tag_state WHERE engine = ?1 AND tag = ?2")?
+            .query_row(params![e.engine, tag], |r| r.get(0))
+            .optional()?;
+        if now.is_some_and(|now| now == e.image_id) {
+            return Ok(true);
+        }
+        // The same move at the same time (a replay of an older event): by time, a handful of
+        // rows, however long the tag's history.
+        return conn
+            .prepare_cached(
+                "SELECT 1 FROM events INDEXED BY events_by_at
+                 WHERE at = ?1 AND tag = ?2 AND engine = ?3 AND image_id IS ?4 LIMIT 1",
+            )?
+            .exists(params![e.at_ms, tag, e.engine, e.image_id]);
+    }
+    let Some(image) = e.image_id.as_deref() else { return Ok(false) };
+    if e.kind == EventKind::Removed {
+        return conn
+            .prepare_cached(
+                "SELECT 1 FROM events WHERE image_id = ?1 AND engine = ?2 AND kind = 'removed'
+                    AND at >= ?3 LIMIT 1",
+            )?
+            .exists(params![image, e.engine, e.at_ms - REMOVAL_DUPLICATE_MS]);
+    }
+    conn.prepare_cached(
+        "SELECT 1 FROM events WHERE image_id = ?1 AND engine = ?2 AND kind = ?3 AND at = ?4
+            AND reason IS ?5 LIMIT 1",
+    )?
+    .exists(params![image, e.engine, e.kind.as_str(), e.at_ms, e.reason_text()])
+}
+
 /// `false` when an event with that ID is already there.
 fn insert_event(conn: &Connection, uid: Option<&str>, e: &Event) -> rusqlite::Result<bool> {
     let mut insert = conn.prepare_cached(
@@ -850,6 +945,19 @@ impl super::Ledger for Store {
         Store::vacuum(self)
     }
 
+    fn append_watched(
+        &mut self,
+        engine: &EngineIdentity,
+        events: &[Event],
+        cursor_ns: i64,
+    ) -> Result<Vec<Event>, LedgerError> {
+        Store::append_watched(self, engine, events, cursor_ns)
+    }
+
+    fn watch_cursor(&self, engine: &str) -> Result<Option<i64>, LedgerError> {
+        Store::watch_cursor(self, engine)
+    }
+
     fn compacted_at(&self) -> Result<Option<i64>, LedgerError> {
         Store::compacted_at(self)
     }
@@ -905,7 +1013,6 @@ impl super::Ledger for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::EventKind;
     use std::os::unix::fs::PermissionsExt;
 
     fn engine() -> EngineIdentity {
