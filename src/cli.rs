@@ -269,6 +269,11 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION", default_value = crate::settings::DEFAULT_WATCH_GRACE)]
     pub grace: String,
 
+    /// Only images carrying this label (`KEY` or `KEY=VALUE`; repeat to require several): on a
+    /// shared daemon, record (and remove) only your own.
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
     /// Output format: one line, or one JSON object, per recorded event.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,

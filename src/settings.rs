@@ -31,6 +31,8 @@ pub struct WatchSettings {
     pub remove: Option<Rules>,
     /// How long each event waits (ms).
     pub grace_ms: i64,
+    /// Only images with these labels.
+    pub labels: Vec<LabelFilter>,
     /// Output format.
     pub format: cli::Format,
 }
@@ -42,6 +44,7 @@ impl WatchSettings {
         Ok(WatchSettings {
             remove: args.remove_superseded.then(|| rules(config, false)),
             grace_ms,
+            labels: labels(&args.label)?,
             format: args.format,
         })
     }

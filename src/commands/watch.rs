@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::cli::Format;
+use crate::core::dangling::LabelFilter;
 use crate::core::event::{self, Event, EventKind, Intent, ReasonKind};
 use crate::core::image::{EngineIdentity, ImageId};
 use crate::core::policy::{self, Candidate, Rules};
@@ -48,6 +49,7 @@ async fn watch(s: &WatchSettings) -> Result<Outcome, Error> {
         grace_ms: s.grace_ms,
         format: s.format,
         rules: s.remove.clone(),
+        labels: s.labels.clone(),
         ledger: host::ledger()?,
         map: None,
         held: VecDeque::new(),
@@ -89,6 +91,8 @@ struct Watcher {
     format: Format,
     /// The removal rules with `--remove-superseded`.
     rules: Option<Rules>,
+    /// `--label`.
+    labels: Vec<LabelFilter>,
     ledger: Box<dyn Ledger>,
     /// Where each tag points, as of the last event handled.
     map: Option<Watch>,
@@ -117,7 +121,10 @@ impl Watcher {
         let (images, containers) = (images?, containers?);
         if self.map.as_ref().is_none_or(|m| m.engine() != identity.id) {
             let tracked = self.ledger.tracked_tags(&identity.id)?;
-            self.map = Some(Watch::new(&identity.id, &tracked, &images, &containers));
+            self.map = Some(
+                Watch::new(&identity.id, &tracked, &images, &containers)
+                    .only_labelled(&self.labels, &images),
+            );
             self.cursor = self.ledger.watch_cursor(&identity.id)?;
         }
         let from = self.cursor.map_or_else(|| "now".to_string(), |c| host::rfc3339(c / 1_000_000));

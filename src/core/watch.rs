@@ -9,8 +9,9 @@
 //! So where a tag pointed before, and which tags an image lost, come from the map (seeded by one
 //! image list, and moved by every event handled).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use crate::core::dangling::{has_labels, labels_match, LabelFilter};
 use crate::core::event::{Event, Intent};
 use crate::core::image::{ContainerInfo, ImageId, ListedImage};
 
@@ -40,6 +41,9 @@ pub struct DaemonEvent {
     pub name: Option<String>,
     /// A container's `image` attribute: the reference it was created from.
     pub image: Option<String>,
+    /// The other attributes: the image's labels (a container's, for a container event; none
+    /// on Docker 20.10's `delete`).
+    pub labels: BTreeMap<String, String>,
     /// For the events that need it ([`DaemonEvent::needs_tags`]): the image's tags when the
     /// event arrived (`None`: the image was gone by then).
     pub tags_now: Option<Vec<String>>,
@@ -68,6 +72,10 @@ pub struct Watch {
     containers: HashMap<String, (String, ImageId)>,
     /// Tags seeded from the daemon's list that the ledger never tracked, not moved since.
     untracked: BTreeSet<String>,
+    /// `--label`: only events about images carrying these labels are recorded.
+    labels: Vec<LabelFilter>,
+    /// The images known to carry them.
+    labelled: HashSet<ImageId>,
 }
 
 impl Watch {
@@ -94,6 +102,24 @@ impl Watch {
         }
         w.set_containers(containers);
         w
+    }
+
+    /// Records only what concerns images carrying `labels` (the map still follows every tag).
+    #[must_use]
+    pub fn only_labelled(mut self, labels: &[LabelFilter], images: &[ListedImage]) -> Watch {
+        self.labels = labels.to_vec();
+        self.labelled =
+            images.iter().filter(|i| has_labels(i, labels)).map(|i| i.id.clone()).collect();
+        self
+    }
+
+    /// Whether an event of the ledger is about an image `--label` asks for.
+    fn wanted(&self, e: &Event) -> bool {
+        self.labels.is_empty()
+            || [&e.image_id, &e.previous_id]
+                .into_iter()
+                .flatten()
+                .any(|id| self.labelled.contains(&ImageId::new(id.clone())))
     }
 
     /// The engine the map is of.
@@ -201,6 +227,10 @@ impl Watch {
             }
             out.extend(self.moved(&tag, now.as_ref(), now_ms));
         }
+        for i in images.iter().filter(|i| !self.labels.is_empty() && has_labels(i, &self.labels)) {
+            self.labelled.insert(i.id.clone());
+        }
+        out.retain(|e| self.wanted(e));
         out
     }
 
@@ -221,8 +251,20 @@ impl Watch {
         tags.into_iter().collect()
     }
 
-    /// What one event means for the ledger; moves the map.
+    /// What one event means for the ledger (of the images `--label` asks for); moves the map.
     pub fn handle(&mut self, ev: &DaemonEvent) -> Vec<Event> {
+        if !self.labels.is_empty()
+            && ev.subject == Subject::Image
+            && labels_match(&ev.labels, &self.labels)
+        {
+            self.labelled.insert(ImageId::new(ev.id.clone()));
+        }
+        let mut out = self.meaning(ev);
+        out.retain(|e| self.wanted(e));
+        out
+    }
+
+    fn meaning(&mut self, ev: &DaemonEvent) -> Vec<Event> {
         let at = ev.at_ms();
         let engine = self.engine.clone();
         match (ev.subject, ev.action.as_str()) {
@@ -349,7 +391,7 @@ mod tests {
             repo_tags: tags.iter().map(|t| (*t).to_string()).collect(),
             created_s: 0,
             size: 0,
-            labels: std::collections::BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 
@@ -385,6 +427,7 @@ mod tests {
             id: id.into(),
             name: name.map(str::to_string),
             image: None,
+            labels: BTreeMap::new(),
             tags_now: None,
         }
     }
@@ -520,6 +563,26 @@ mod tests {
             [(Some("app:v1"), Some("sha256:b"), Some("sha256:a"), ReasonKind::MovedOutside)]
         );
         assert!(w.reconcile(&[listed("sha256:b", &["app:v1", "x:1"])], &[], 51).is_empty());
+    }
+
+    #[test]
+    fn with_a_label_filter_only_labelled_images_are_recorded() {
+        let mut mine = listed("sha256:a", &["app:v1"]);
+        mine.labels.insert("team".into(), "x".into());
+        let images = [mine, listed("sha256:o", &["other:v1"])];
+        let filter = [LabelFilter::parse("team=x").unwrap()];
+        let mut w = seeded(&images, &[]).only_labelled(&filter, &images);
+        // Another team's rebuild: followed, not recorded.
+        assert!(w.handle(&ev("tag", "sha256:o2", Some("other:v1"), 1)).is_empty());
+        assert_eq!(w.points_at("other:v1").map(ImageId::as_str), Some("sha256:o2"));
+        // Ours: recorded, and so is a new labelled image's tag (its labels come with the event).
+        assert_eq!(w.handle(&ev("tag", "sha256:o2", Some("app:v1"), 2)).len(), 1);
+        let mut new = ev("tag", "sha256:n", Some("new:v1"), 3);
+        new.labels.insert("team".into(), "x".into());
+        assert_eq!(w.handle(&new).len(), 1);
+        // A deletion carries no labels: recorded for an image known to be ours.
+        assert_eq!(w.handle(&ev("delete", "sha256:a", None, 4)).len(), 1);
+        assert!(w.handle(&ev("delete", "sha256:zz", None, 5)).is_empty());
     }
 
     #[test]

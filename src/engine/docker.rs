@@ -382,10 +382,16 @@ impl Engine {
             until: until_ns.map(stamp),
             filters: Some(filters),
         };
-        docker
-            .events(Some(opts))
-            .map(|m| m.map(daemon_event).map_err(|e| api("events", &e)))
-            .boxed()
+        docker.events(Some(opts)).map(|m| m.map(daemon_event).map_err(|e| events_error(&e))).boxed()
+    }
+}
+
+/// An error of the event stream: the daemon's answer, else the connection broke (a message cut
+/// short when the connection was cut is that too, not a bad answer).
+fn events_error(e: &BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError { .. } => api("events", e),
+        _ => EngineError::WentAway { what: "events".into(), message: root_cause(e) },
     }
 }
 
@@ -407,6 +413,7 @@ fn daemon_event(m: bollard::models::EventMessage) -> DaemonEvent {
         id: actor.id.unwrap_or_default(),
         name: attributes.remove("name"),
         image: attributes.remove("image"),
+        labels: attributes.into_iter().collect(),
         tags_now: None,
     }
 }

@@ -655,8 +655,12 @@ fn watch_key(engine: &str) -> String {
 /// deleted the image.
 const REMOVAL_DUPLICATE_MS: i64 = 600_000;
 
+/// How long before the daemon's event a command may have stamped the same tag move (it reads
+/// the clock once, when it starts).
+const RECENT_MOVE_MS: i64 = 60_000;
+
 /// Whether the ledger already has what `e` says: a tag move whose tag the current state has
-/// there already (or the same move at the same time), a removal of the image recorded lately, or the same event (kind, image, time,
+/// there already, or that the tag's last moves hold lately and not undone since; a removal of the image recorded lately, or the same event (kind, image, time,
 /// words) for the rest.
 fn already_recorded(conn: &Connection, e: &Event) -> rusqlite::Result<bool> {
     if let (Some(tag), true) = (e.tag.as_deref(), e.is_pointer()) {
@@ -667,14 +671,25 @@ fn already_recorded(conn: &Connection, e: &Event) -> rusqlite::Result<bool> {
         if now.is_some_and(|now| now == e.image_id) {
             return Ok(true);
         }
-        // The same move at the same time (a replay of an older event): by time, a handful of
-        // rows, however long the tag's history.
-        return conn
-            .prepare_cached(
-                "SELECT 1 FROM events INDEXED BY events_by_at
-                 WHERE at = ?1 AND tag = ?2 AND engine = ?3 AND image_id IS ?4 LIMIT 1",
-            )?
-            .exists(params![e.at_ms, tag, e.engine, e.image_id]);
+        // The tag's last few moves (by seq, from the index: however long its history): the
+        // same move recorded lately, by the command that made it (after the daemon's event)
+        // or by an earlier watch, and not undone before this event's time.
+        let recent: Vec<(Option<String>, i64)> = conn
+            .prepare_cached(concat!(
+                "SELECT image_id, at FROM events WHERE tag = ?1 AND engine = ?2 AND ",
+                pointer_sql!(),
+                " ORDER BY seq DESC LIMIT 8"
+            ))?
+            .query_map(params![tag, e.engine], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let window = e.at_ms - RECENT_MOVE_MS..=e.at_ms + REMOVAL_DUPLICATE_MS;
+        return Ok(recent.iter().any(|(image, at)| {
+            *image == e.image_id
+                && window.contains(at)
+                && !recent
+                    .iter()
+                    .any(|(other, later)| *other != e.image_id && *later > *at && *later <= e.at_ms)
+        }));
     }
     let Some(image) = e.image_id.as_deref() else { return Ok(false) };
     if e.kind == EventKind::Removed {
