@@ -12,7 +12,7 @@
 //! images plain docker superseded go through the one removal path ([`apply`]). A lost
 //! connection: back off, say so, resume. SIGTERM/SIGINT: the transaction under way ends, exit 0.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -35,6 +35,9 @@ use crate::ui;
 /// The longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How far before the cursor a replay starts (ns).
+const REPLAY_MARGIN_NS: i64 = 5_000_000_000;
+
 /// How often held events are looked at.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -54,6 +57,9 @@ async fn watch(s: &WatchSettings) -> Result<Outcome, Error> {
         map: None,
         held: VecDeque::new(),
         cursor: None,
+        floor: 0,
+        seen: VecDeque::new(),
+        seen_keys: HashSet::new(),
         pending: Vec::new(),
         signals: Signals::new(),
     };
@@ -100,6 +106,13 @@ struct Watcher {
     held: VecDeque<(Instant, DaemonEvent)>,
     /// The time (ns) of the last event handled, as the ledger has it.
     cursor: Option<i64>,
+    /// The cursor this process started from: events up to it were handled before.
+    floor: i64,
+    /// The events handled in the last [`REPLAY_MARGIN_NS`] before the cursor, so that a replay
+    /// handles none twice.
+    seen: VecDeque<(i64, String)>,
+    /// The same, to look up.
+    seen_keys: HashSet<String>,
     /// Superseded images to remove, each no sooner than its time (ms).
     pending: Vec<(i64, Candidate)>,
     signals: Signals,
@@ -126,6 +139,9 @@ impl Watcher {
                     .only_labelled(&self.labels, &images),
             );
             self.cursor = self.ledger.watch_cursor(&identity.id)?;
+            self.floor = self.cursor.unwrap_or(0);
+            self.seen.clear();
+            self.seen_keys.clear();
         }
         let from = self.cursor.map_or_else(|| "now".to_string(), |c| host::rfc3339(c / 1_000_000));
         let again = if *connected { "reconnected: " } else { "" };
@@ -140,6 +156,9 @@ impl Watcher {
         // What was held is asked for again from the cursor.
         self.held.clear();
         if let Some(since) = self.cursor {
+            // A little before the cursor: the daemon stamps events when they happen, and two at
+            // once may arrive in the other order; the events handled since are known.
+            let since = since.saturating_sub(REPLAY_MARGIN_NS).max(self.floor);
             self.replay(&live, since, list_ns).await?;
         }
         let open = self.open_runs(&live)?;
@@ -223,14 +242,23 @@ impl Watcher {
                 break;
             }
             let (_, ev) = self.held.pop_front().expect("looked at");
-            if cursor.is_some_and(|c| ev.time_nano <= c) {
+            let key = format!("{} {} {} {:?}", ev.time_nano, ev.action, ev.id, ev.name);
+            if ev.time_nano <= self.floor || !self.seen_keys.insert(key.clone()) {
                 continue;
             }
             events.extend(map.handle(&ev));
-            cursor = Some(ev.time_nano);
+            cursor = cursor.max(Some(ev.time_nano));
+            self.seen.push_back((ev.time_nano, key));
+        }
+        if let Some(c) = cursor {
+            while self.seen.front().is_some_and(|(t, _)| *t < c - REPLAY_MARGIN_NS) {
+                if let Some((_, key)) = self.seen.pop_front() {
+                    self.seen_keys.remove(&key);
+                }
+            }
         }
         match cursor {
-            Some(c) if cursor != self.cursor => self.commit(live, &events, c),
+            Some(c) if cursor != self.cursor || !events.is_empty() => self.commit(live, &events, c),
             _ => Ok(()),
         }
     }
