@@ -37,7 +37,7 @@ trap cleanup EXIT
 mkdir "$work/ctx"
 echo "$run" >"$work/ctx/file"
 printf 'FROM scratch\nLABEL imgguard.bench=%s\nCOPY file /file\n' "$run" >"$work/ctx/Dockerfile"
-docker build -q -t "$run:base" "$work/ctx" >/dev/null
+IMGGUARD_HOME="$work/home" "$bin" build -q -t "$run:base" "$work/ctx" >/dev/null
 id=$(docker image inspect -f '{{.Id}}' "$run:base")
 
 IMGGUARD_HOME="$work/home" "$bin" watch --format json --grace 0 --label "imgguard.bench=$run" \
