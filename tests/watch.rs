@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{docker, image_id, DockerTest};
+use crate::support::{docker, engine, image_id, DockerTest, EngineKind};
 
 /// A running `imgguard watch --format json`, its output lines collected as they come.
 struct Watching {
@@ -138,6 +138,17 @@ fn plain_build(t: &DockerTest, tag: &str, content: &str) -> String {
     image_id(tag).unwrap()
 }
 
+/// [`plain_build`] while `w` watches, then waits until watch has recorded the tag's move: Podman
+/// delivers its events late and a build's event does not name the tag, so a tag moved twice
+/// within that delay shows there as one move (a README caveat); Docker needs no wait.
+fn watched_build(w: &Watching, t: &DockerTest, tag: &str, content: &str) -> String {
+    let id = plain_build(t, tag, content);
+    if engine() == EngineKind::Podman {
+        w.wait_for(tag, |e| e["tag"] == tag && e["image_id"] == id.as_str());
+    }
+    id
+}
+
 /// `explain --format json` of this test's images: image ID → cause.
 fn causes(t: &DockerTest) -> BTreeMap<String, String> {
     let r = t.run(&["explain", "--format", "json", "--label", &t.label]);
@@ -158,37 +169,43 @@ fn is(kind: &str, image: &str) -> impl Fn(&serde_json::Value) -> bool {
 /// The issue's scenario: plain docker builds twice to one tag, tags, force-removes a tag off an
 /// image a container runs, saves by ID and loads, removes; `explain` then gives each image its
 /// cause and none is `unknown`. SIGTERM ends watch with exit 0; every line is one JSON object.
+/// On Podman 4.3 what its events cannot tell is asserted as such: `docker rmi -f` removes the
+/// container and the image with it (no force-untagged image arises), and a load's event names
+/// only a temporary file, not the image (a nameless load stays `unknown`).
 #[test]
 fn plain_docker_under_watch_leaves_no_unknown_image() {
     let t = DockerTest::new("wscn");
     let w = Watching::start(&t, &["--grace", "1s"], None);
     // Rebuilt: the first image is superseded.
     let a = t.tag("a:v1");
-    let a1 = plain_build(&t, &a, "a1");
-    let a2 = plain_build(&t, &a, "a2");
+    let a1 = watched_build(&w, &t, &a, "a1");
+    let a2 = watched_build(&w, &t, &a, "a2");
     assert_ne!(a1, a2);
     // `docker tag` takes x's only tag to another image.
     let x = t.tag("x:v1");
-    let x1 = plain_build(&t, &x, "x1");
+    let x1 = watched_build(&w, &t, &x, "x1");
     docker(&["tag", &a2, &x]);
     // `docker rmi -f` of an image a running container uses.
     let f = t.tag("f:v1");
-    let f1 = plain_build(&t, &f, "f1");
+    let f1 = watched_build(&w, &t, &f, "f1");
     t.container(&f, "fc", true);
     docker(&["rmi", "-f", &f]);
     // `docker save <ID>`, the image removed, then loaded: nameless.
     let l = t.tag("l:v1");
-    let l1 = plain_build(&t, &l, "l1");
+    let l1 = watched_build(&w, &t, &l, "l1");
     let archive = t.home.path().join("l.tar");
     docker(&["save", "-o", archive.to_str().unwrap(), &l1]);
     docker(&["rmi", &l]);
     docker(&["load", "-i", archive.to_str().unwrap()]);
     // `docker rmi`: the image is gone, and the ledger says so.
     let r = t.tag("r:v1");
-    let r1 = plain_build(&t, &r, "r1");
+    let r1 = watched_build(&w, &t, &r, "r1");
     docker(&["rmi", &r]);
+    let podman = engine() == EngineKind::Podman;
     w.wait_for("the removal of r", is("removed", &r1));
-    w.wait_for("the nameless load", is("load", &l1));
+    if !podman {
+        w.wait_for("the nameless load", is("load", &l1));
+    }
     let printed = w.events();
     assert_eq!(w.stop(rustix::process::Signal::TERM), Some(0), "SIGTERM ends watch with 0");
     for e in &printed {
@@ -197,17 +214,24 @@ fn plain_docker_under_watch_leaves_no_unknown_image() {
         }
     }
     let got = causes(&t);
-    let want = [
-        (&a1, "superseded"),
-        (&x1, "superseded"),
-        (&f1, "force-untagged"),
-        (&l1, "loaded-nameless"),
-    ];
+    let mut want = vec![(&a1, "superseded"), (&x1, "superseded")];
+    if podman {
+        assert_eq!(image_id(&f1), None, "Podman's rmi -f removes the image in use");
+        // Its load event names no image: what explains the loaded image is its tag's removal.
+        assert_eq!(got.get(l1.as_str()).map(String::as_str), Some("superseded"), "{got:?}");
+    } else {
+        want.extend([(&f1, "force-untagged"), (&l1, "loaded-nameless")]);
+    }
     for (id, cause) in want {
         let why = rows(&t);
         assert_eq!(got.get(id.as_str()).map(String::as_str), Some(cause), "{id}: {got:?} {why:#?}");
     }
-    assert!(got.values().all(|c| c != "unknown"), "{got:?}");
+    if podman {
+        // Podman's builder leaves images of its own (a README caveat): ours are explained.
+        assert!([&a1, &x1, &l1].iter().all(|id| got[id.as_str()] != "unknown"), "{got:?}");
+    } else {
+        assert!(got.values().all(|c| c != "unknown"), "{got:?}");
+    }
     let all = rows(&t);
     no_duplicates(&all);
     assert!(all.iter().any(|r| r.0 == "removed" && r.2.as_deref() == Some(r1.as_str())));
@@ -327,9 +351,9 @@ fn remove_superseded_removes_a_free_image_and_keeps_one_in_use() {
     let u1 = plain_build(&t, &u, "u1");
     t.container(&u, "uc", false);
     let w = Watching::start(&t, &["--grace", "1s", "--remove-superseded"], None);
-    let s1 = plain_build(&t, &s, "s1");
-    let s2 = plain_build(&t, &s, "s2");
-    let u2 = plain_build(&t, &u, "u2");
+    let s1 = watched_build(&w, &t, &s, "s1");
+    let s2 = watched_build(&w, &t, &s, "s2");
+    let u2 = watched_build(&w, &t, &u, "u2");
     w.wait_for("the removal of s1", |e| is("removed", &s1)(e) && e["outcome"] == "removed");
     w.wait_for("the keep of u1", |e| is("kept", &u1)(e) && e["reason_kind"] == "in-use");
     assert_eq!(w.stop(rustix::process::Signal::TERM), Some(0));

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::cli::Format;
 use crate::core::dangling::LabelFilter;
 use crate::core::event::{self, Event, EventKind, Intent, ReasonKind};
-use crate::core::image::{EngineIdentity, ImageId};
+use crate::core::image::{EngineIdentity, ImageId, ImageInfo};
 use crate::core::policy::{self, Candidate, Rules};
 use crate::core::watch::{covered, DaemonEvent, Subject, Watch};
 use crate::engine::{Engine, EngineError};
@@ -37,6 +37,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How far before the cursor a replay starts (ns).
 const REPLAY_MARGIN_NS: i64 = 5_000_000_000;
+
+/// How many times (50 ms apart) Podman's image is looked at again after its `build` event, until
+/// the build has tagged it.
+const BUILD_TAG_TRIES: u32 = 20;
 
 /// How often held events are looked at.
 const TICK: Duration = Duration::from_millis(200);
@@ -177,7 +181,7 @@ impl Watcher {
         let mut stream = live.engine.events(Some(since), Some(until));
         let ready = Instant::now().checked_sub(self.grace).unwrap_or_else(Instant::now);
         while let Some(ev) = stream.next().await {
-            let ev = with_tags(&live.engine, ev?).await?;
+            let ev = with_tags(&live.engine, ev?, !self.labels.is_empty()).await?;
             self.held.push_back((ready, ev));
         }
         self.flush(live, true)
@@ -192,7 +196,7 @@ impl Watcher {
                 () = self.signals.recv() => return Ok(()),
                 item = stream.next() => match item {
                     Some(ev) => {
-                        let ev = with_tags(&live.engine, ev?).await?;
+                        let ev = with_tags(&live.engine, ev?, !self.labels.is_empty()).await?;
                         if ev.subject != Subject::Other {
                             self.held.push_back((Instant::now(), ev));
                         }
@@ -353,12 +357,45 @@ struct JsonEvent<'a> {
     reason: Option<&'a str>,
 }
 
-/// The event, with the image's tags looked up now when it needs them.
-async fn with_tags(engine: &Engine, mut ev: DaemonEvent) -> Result<DaemonEvent, Error> {
-    if ev.needs_tags() {
-        ev.tags_now = engine.inspect(&ev.id).await?.map(|i| i.repo_tags);
+/// The event, with the image's tags looked up now when it needs them, and its labels when
+/// `--label` needs them and the event does not carry them (Podman's events carry none).
+async fn with_tags(
+    engine: &Engine,
+    mut ev: DaemonEvent,
+    labels: bool,
+) -> Result<DaemonEvent, Error> {
+    let unlabelled = labels
+        && ev.subject == Subject::Image
+        && ev.labels.is_empty()
+        && matches!(ev.action.as_str(), "tag" | "untag" | "load" | "build");
+    if ev.needs_tags() || unlabelled {
+        let mut info = look(engine, &ev.id).await?;
+        // Podman sends a build's event a moment before it tags the image.
+        for _ in 0..BUILD_TAG_TRIES {
+            if ev.action != "build" || info.as_ref().is_none_or(|i| !i.repo_tags.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            info = look(engine, &ev.id).await?;
+        }
+        if ev.needs_tags() {
+            ev.tags_now = info.as_ref().map(|i| i.repo_tags.clone());
+        }
+        if let Some(info) = info.filter(|_| ev.labels.is_empty()) {
+            ev.labels = info.labels;
+        }
     }
     Ok(ev)
+}
+
+/// The image by its full ID (Podman refuses a bare 64-hex name); `None` when it is gone, or
+/// going (Podman answers an image removed meanwhile with an error).
+async fn look(engine: &Engine, id: &str) -> Result<Option<ImageInfo>, Error> {
+    match engine.inspect(ImageId::new(id).as_str()).await {
+        Ok(info) => Ok(info),
+        Err(EngineError::Api { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn now_ns() -> i64 {

@@ -53,7 +53,7 @@ impl DaemonEvent {
     /// Whether the image's tags must be looked up when the event arrives: an `untag` does not
     /// say which tag went, a `load` does not say which names the archive gave.
     pub fn needs_tags(&self) -> bool {
-        self.subject == Subject::Image && matches!(self.action.as_str(), "untag" | "load")
+        self.subject == Subject::Image && matches!(self.action.as_str(), "untag" | "load" | "build")
     }
 
     /// Milliseconds since the epoch, as the ledger keeps time.
@@ -278,7 +278,9 @@ impl Watch {
                 self.moved(tag, Some(&id), at)
             }
             (Subject::Image, "untag") => self.untagged(ev, at),
-            (Subject::Image, "load") => self.loaded(ev, at),
+            (Subject::Image, "load") => self.loaded(ev, at, true),
+            // Podman: a build's new image, with no `tag` event for its tags.
+            (Subject::Image, "build") => self.loaded(ev, at, false),
             (Subject::Image, "delete") => {
                 let id = ImageId::new(ev.id.clone());
                 let mut out = self.take_tags(&id, &[], at);
@@ -317,13 +319,18 @@ impl Watch {
         out
     }
 
-    /// A `load`: nameless when the image carries no tag, else each of its tags moved to it.
-    fn loaded(&mut self, ev: &DaemonEvent, at: i64) -> Vec<Event> {
+    /// A `load` (`nameless`: a load, not a Podman build): nameless when the image carries no
+    /// tag, else each of its tags moved to it.
+    fn loaded(&mut self, ev: &DaemonEvent, at: i64, nameless: bool) -> Vec<Event> {
         let id = ImageId::new(ev.id.clone());
         let engine = self.engine.clone();
         let Some(tags) = ev.tags_now.as_ref() else { return Vec::new() };
         if tags.is_empty() {
-            return vec![Event::watched_nameless_load(&engine, at, id.as_str())];
+            return if nameless {
+                vec![Event::watched_nameless_load(&engine, at, id.as_str())]
+            } else {
+                Vec::new()
+            };
         }
         let mut out = Vec::new();
         for tag in tags {

@@ -406,13 +406,29 @@ fn daemon_event(m: bollard::models::EventMessage) -> DaemonEvent {
     let actor = m.actor.unwrap_or_default();
     let mut attributes = actor.attributes.unwrap_or_default();
     let time_nano = m.time_nano.or_else(|| m.time.map(|s| s.saturating_mul(1_000_000_000)));
+    let action = m.action.unwrap_or_default();
+    let name = attributes.remove("name");
+    // Podman's `build` event names the new image in `name` and has no actor ID.
+    let id = match actor.id.filter(|i| !i.is_empty()) {
+        Some(id) => id,
+        None if subject == Subject::Image && action == "build" => name.clone().unwrap_or_default(),
+        None => String::new(),
+    };
+    // Podman spells names in full (`docker.io/library/app:v1`).
+    let name = match subject {
+        Subject::Image => name.map(|n| familiar(&n)),
+        _ => name,
+    };
+    for noise in ["containerExitCode", "podId"] {
+        attributes.remove(noise);
+    }
     DaemonEvent {
         time_nano: time_nano.unwrap_or_default(),
         subject,
-        action: m.action.unwrap_or_default(),
-        id: actor.id.unwrap_or_default(),
-        name: attributes.remove("name"),
-        image: attributes.remove("image"),
+        action,
+        id,
+        name,
+        image: attributes.remove("image").filter(|i| !i.is_empty()).map(|i| familiar(&i)),
         labels: attributes.into_iter().collect(),
         tags_now: None,
     }
@@ -534,6 +550,11 @@ fn image_info(img: bollard::models::ImageInspect) -> ImageInfo {
         repo_tags: familiar_tags(img.repo_tags.unwrap_or_default()),
         created: img.created,
         size: img.size,
+        labels: img
+            .config
+            .and_then(|c| c.labels)
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -1115,5 +1136,28 @@ mod tests {
         assert!(is_gone(500, "No such image: sha256:abc"));
         assert!(!is_gone(409, "conflict: unable to delete abc (must be forced) - image is being used by stopped container 1"));
         assert!(!is_gone(500, "driver failed"));
+    }
+
+    #[test]
+    fn podman_events_read_as_dockers() {
+        let m: bollard::models::EventMessage = serde_json::from_str(
+            r#"{"status":"build","Type":"image","Action":"build","Actor":{"ID":"","Attributes":
+            {"containerExitCode":"0","image":"","name":"62143b273335808eb93ba297313b8861cd96c4302f6ceceabe651579be7c2552","podId":""}},
+            "scope":"local","time":1796223769,"timeNano":1796223769274888712}"#,
+        )
+        .unwrap();
+        let e = daemon_event(m);
+        assert_eq!((e.subject, e.action.as_str()), (Subject::Image, "build"));
+        assert_eq!(e.id, "62143b273335808eb93ba297313b8861cd96c4302f6ceceabe651579be7c2552");
+        assert_eq!((e.image.as_deref(), e.labels.len()), (None, 0));
+        assert!(e.needs_tags());
+        let m: bollard::models::EventMessage = serde_json::from_str(
+            r#"{"Type":"image","Action":"tag","Actor":{"ID":"6214","Attributes":
+            {"name":"docker.io/library/pw:v2","team":"x"}},"time":1796223769}"#,
+        )
+        .unwrap();
+        let e = daemon_event(m);
+        assert_eq!((e.name.as_deref(), e.time_nano), (Some("pw:v2"), 1_796_223_769_000_000_000));
+        assert_eq!(e.labels.get("team").map(String::as_str), Some("x"));
     }
 }
