@@ -388,3 +388,43 @@ fn a_build_under_watch_is_recorded_once_and_never_as_outside() {
     let ids: HashSet<&Option<String>> = removed.iter().map(|r| &r.2).collect();
     assert_eq!(ids.len(), removed.len(), "an image's removal recorded twice: {removed:#?}");
 }
+
+/// Stopped and started again: the second watch resumes from the cursor the first left in the
+/// ledger (`since=`), so what happened in between is recorded with the daemon's own times. On
+/// Podman 4.3, whose `/events` replays nothing, the list at start records the tracked tag that
+/// moved, at the time it was noticed (a tag made meanwhile is not news there).
+#[test]
+fn a_restarted_watch_resumes_from_its_cursor() {
+    let t = DockerTest::new("wres");
+    let base = plain_build(&t, &t.tag("base:v1"), "base");
+    let other = plain_build(&t, &t.tag("other:v1"), "other");
+    let (moved, made) = (t.tag("m:v1"), t.tag("n:v1"));
+    let w = Watching::start(&t, &["--grace", "1s"], None);
+    docker(&["tag", &base, &moved]);
+    w.wait_for("the first tag", |e| e["tag"] == moved.as_str());
+    assert_eq!(w.stop(rustix::process::Signal::TERM), Some(0));
+    // While nobody watches.
+    docker(&["tag", &other, &moved]);
+    docker(&["tag", &base, &made]);
+    let away =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let away = i64::try_from(away).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let w = Watching::start(&t, &["--grace", "1s"], None);
+    w.wait_for("the move while away", |e| {
+        e["tag"] == moved.as_str() && e["image_id"] == other.as_str()
+    });
+    if engine() == EngineKind::Docker {
+        w.wait_for("the tag made while away", |e| e["tag"] == made.as_str());
+    }
+    assert_eq!(w.stop(rustix::process::Signal::TERM), Some(0));
+    let all = rows(&t);
+    no_duplicates(&all);
+    let mine: Vec<&Row> = all.iter().filter(|r| r.1.as_deref() == Some(moved.as_str())).collect();
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    let at = mine[1].5;
+    match engine() {
+        EngineKind::Docker => assert!(at <= away, "replayed with the daemon's time: {at} > {away}"),
+        EngineKind::Podman => assert!(at > away, "noticed by the list at start: {at} <= {away}"),
+    }
+}

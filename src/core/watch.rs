@@ -273,7 +273,14 @@ impl Watch {
                     return Vec::new();
                 };
                 if self.tags.get(tag) == Some(&id) {
-                    return Vec::new();
+                    // A tag the ledger never tracked, seeded where the list saw it: the event
+                    // (a replay of what happened before the list) is the news of it.
+                    if !self.untracked.remove(tag) {
+                        return Vec::new();
+                    }
+                    let event =
+                        Event::watched_move(&self.engine, at, tag, Some(id.as_str()), None, None);
+                    return vec![event];
                 }
                 self.moved(tag, Some(&id), at)
             }
@@ -424,6 +431,15 @@ mod tests {
         );
         // Only once.
         assert_eq!(w.handle(&ev("tag", "sha256:c", Some("app:v1"), 6)).len(), 1);
+        // A tag event of an untracked tag where the list saw it (a replay from before the list):
+        // recorded, once.
+        let mut w = Watch::new("E", &[], &[listed("sha256:a", &["new:v1"])], &[]);
+        let out = w.handle(&ev("tag", "sha256:a", Some("new:v1"), 1));
+        assert_eq!(
+            reasons(&out),
+            [(Some("new:v1"), Some("sha256:a"), None, ReasonKind::MovedOutside)]
+        );
+        assert!(w.handle(&ev("tag", "sha256:a", Some("new:v1"), 2)).is_empty());
     }
 
     fn ev(action: &str, id: &str, name: Option<&str>, t: i64) -> DaemonEvent {
