@@ -51,6 +51,8 @@ pub fn run(s: &WatchSettings) -> Result<Outcome, Error> {
 }
 
 async fn watch(s: &WatchSettings) -> Result<Outcome, Error> {
+    // Nothing is created before the daemon has answered.
+    observe::connect().await?;
     let mut w = Watcher {
         grace: Duration::from_millis(u64::try_from(s.grace_ms).unwrap_or(0)),
         grace_ms: s.grace_ms,
