@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{docker, engine, image_id, DockerTest, EngineKind};
+use crate::support::{docker, engine, image_id, DockerTest, EngineKind, Test};
 
 /// A running `imgguard watch --format json`, its output lines collected as they come.
 struct Watching {
@@ -427,4 +427,28 @@ fn a_restarted_watch_resumes_from_its_cursor() {
         EngineKind::Docker => assert!(at <= away, "replayed with the daemon's time: {at} > {away}"),
         EngineKind::Podman => assert!(at > away, "noticed by the list at start: {at} <= {away}"),
     }
+}
+
+/// Bad input is one line and exit 2, and so is no daemon at start; nothing is created.
+#[test]
+fn bad_input_and_no_daemon_are_one_line_exit_2_and_create_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let ledger = home.path().join("ledger.db");
+    for (args, part) in [
+        (vec!["watch", "--grace", "soon"], "--grace: invalid duration `soon`"),
+        (vec!["watch", "--label", "=x"], "--label: label filter `=x` has no key"),
+    ] {
+        let r = Test::new().home(home.path()).args(&args).run();
+        r.assert_code(2);
+        assert_eq!(r.imgguard_lines().len(), 1, "{:?}", r.stderr);
+        r.stderr_has(part);
+    }
+    let r = Test::new()
+        .home(home.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["watch"])
+        .run();
+    r.assert_code(2);
+    r.stderr_has("cannot reach the Docker engine");
+    assert!(!ledger.exists(), "no ledger before the daemon has answered");
 }

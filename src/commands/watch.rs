@@ -296,8 +296,9 @@ impl Watcher {
     async fn remove_due(&mut self, live: &Live) -> Result<(), Error> {
         let Some(rules) = &self.rules else { return Ok(()) };
         let now = host::now_ms();
-        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(at, _)| *at <= now);
-        self.pending = later;
+        // Taken off the queue only once recorded: a lost connection leaves them for the next.
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.pending.iter().cloned().partition(|(at, _)| *at <= now);
         if due.is_empty() {
             return Ok(());
         }
@@ -308,10 +309,10 @@ impl Watcher {
         let mut record = Record::new(&live.identity, now);
         record.fates(&decisions, ReasonKind::Superseded);
         record.deferred(&orphans);
-        for e in record.events() {
-            self.report(e)?;
-        }
-        record.commit(self.ledger.as_mut())
+        let events = record.events().to_vec();
+        record.commit(self.ledger.as_mut())?;
+        self.pending = later;
+        events.iter().try_for_each(|e| self.report(e))
     }
 
     /// One line (or JSON object) for one recorded event.
