@@ -68,6 +68,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page imgguard(1), or write one page per command into a directory.
     Man(ManArgs),
+    /// Follow the daemon's events and record every tag move as it happens (plain `docker build`,
+    /// `docker tag`, `docker load`, `docker rmi -f` too), so that every `<none>` image made while
+    /// it runs is explained. Runs until SIGTERM or SIGINT (exit 0); one line per recorded event.
+    Watch(WatchArgs),
     /// Look after the ledger: `stats`, `compact --older-than 180d`, `export` (JSON Lines),
     /// `import FILE|-` and `sync` (send the local spool to the fleet ledger).
     Ledger(LedgerArgs),
@@ -266,6 +270,31 @@ pub struct LoadArgs {
     pub restore_tags: bool,
 
     /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `imgguard watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Also remove the images plain docker superseded (a tag moved off them), by the same rules
+    /// as `imgguard build`: never forced; kept, with the reason, while a container, tag, child or
+    /// protect pattern holds them.
+    #[arg(long)]
+    pub remove_superseded: bool,
+
+    /// How long each event waits before it is recorded (and a superseded image before it is
+    /// removed): the imgguard command that made the move records it first, and a build that
+    /// still uses a superseded parent is not broken (5s, 30s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = crate::settings::DEFAULT_WATCH_GRACE)]
+    pub grace: String,
+
+    /// Only images carrying this label (`KEY` or `KEY=VALUE`; repeat to require several): on a
+    /// shared daemon, record (and remove) only your own.
+    #[arg(long, value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
+    /// Output format: one line, or one JSON object, per recorded event.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }

@@ -78,7 +78,7 @@ fn usage_line(text: &str) -> String {
 fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
     use settings::{
         BuildSettings, ExplainSettings, HistorySettings, LedgerSettings, LoadSettings,
-        PruneSettings, RmiSettings, SaveSettings,
+        PruneSettings, RmiSettings, SaveSettings, WatchSettings,
     };
     // Made from the command-line definition alone: no configuration, no daemon.
     match &cli.command {
@@ -108,5 +108,6 @@ fn dispatch(cli: &cli::Cli) -> Result<Outcome, Error> {
         }
         cli::Command::Ledger(args) => commands::ledger::run(&LedgerSettings::new(args)?),
         cli::Command::Fleet(args) => commands::fleet::run(args.format),
+        cli::Command::Watch(args) => commands::watch::run(&WatchSettings::new(args, &config)?),
     }
 }

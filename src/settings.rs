@@ -20,6 +20,36 @@ use crate::error::Error;
 /// removable).
 pub const DEFAULT_MIN_AGE: &str = "1h";
 
+/// How long `watch` lets each event wait by default: more than the removal grace
+/// ([`crate::core::policy::REMOVAL_GRACE_MS`]) that an imgguard command waits before it records.
+pub const DEFAULT_WATCH_GRACE: &str = "5s";
+
+/// `imgguard watch`.
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// Remove superseded images, and by which rules (`None`: only record).
+    pub remove: Option<Rules>,
+    /// How long each event waits (ms).
+    pub grace_ms: i64,
+    /// Only images with these labels.
+    pub labels: Vec<LabelFilter>,
+    /// Output format.
+    pub format: cli::Format,
+}
+
+impl WatchSettings {
+    /// Checks the arguments.
+    pub fn new(args: &cli::WatchArgs, config: &Config) -> Result<WatchSettings, Error> {
+        let grace_ms = parse_duration(&args.grace).map_err(|e| usage(format!("--grace: {e}")))?;
+        Ok(WatchSettings {
+            remove: args.remove_superseded.then(|| rules(config, false)),
+            grace_ms,
+            labels: labels(&args.label)?,
+            format: args.format,
+        })
+    }
+}
+
 fn usage(e: impl std::fmt::Display) -> Error {
     Error::Usage(e.to_string())
 }

@@ -289,6 +289,57 @@ fn builds_go_on_while_the_database_is_down_and_the_spool_drains_once() {
     assert_eq!(h[0]["entries"][0]["state"], "current");
 }
 
+/// The database stops while a build runs (it answered when the build started, so the build
+/// began on the fleet ledger): the build still exits 0, says once that its record went to the
+/// local spool, and the record reaches the database at the next command, once.
+#[test]
+fn the_database_stopping_during_a_build_loses_nothing() {
+    let mut fleet = Fleet::new();
+    let t = DockerTest::new("fleetmid");
+    let tag = t.tag("app:v1");
+    let url = fleet.url.clone();
+    // A docker that takes its time: the database is stopped while it "builds".
+    let slow = tempfile::tempdir().unwrap();
+    let real = String::from_utf8(
+        Command::new("sh").args(["-c", "command -v docker"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let wrapper = slow.path().join("docker");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nsleep 4\nexec {} \"$@\"\n", real.trim())).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let path = format!("{}:{}", slow.path().display(), std::env::var("PATH").unwrap());
+    let mut cmd = t
+        .test()
+        .env("IMGGUARD_LEDGER", &url)
+        .env("PATH", &path)
+        .args(["build", "-q", "-t", &tag, "."])
+        .into_command();
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    fleet.cluster.stop();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("went away")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("local spool"), "{}", warnings[0]);
+    let spooled = exported_ids(t.test().env("IMGGUARD_LEDGER", "sqlite"));
+    assert!(!spooled.is_empty(), "the build's record is in the spool");
+
+    fleet.cluster.resume();
+    let sync = t.test().env("IMGGUARD_LEDGER", &url).args(["ledger", "sync"]).run();
+    sync.assert_code(0);
+    let in_fleet = exported_ids(t.test().env("IMGGUARD_LEDGER", &url));
+    for id in &spooled {
+        assert_eq!(in_fleet.iter().filter(|i| *i == id).count(), 1, "{id} once in {in_fleet:?}");
+    }
+    let h = json(
+        &t.test().env("IMGGUARD_LEDGER", &url).args(["history", &tag, "--format", "json"]).run(),
+    );
+    assert_eq!(h[0]["entries"][0]["image_id"], image_id(&tag).unwrap().as_str());
+}
+
 /// A `.imgguard.yml` with a password in the ledger URL is refused with one line (exit 2), and
 /// the password is never echoed; against a cluster that wants a password, `ledger.url_env`
 /// (the URL, password and all, from the environment), `PGPASSWORD` and `PGPASSFILE` each reach

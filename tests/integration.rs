@@ -25,3 +25,4 @@ mod killed;
 mod ledger;
 mod purity;
 mod save_load;
+mod watch;

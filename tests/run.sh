@@ -134,7 +134,7 @@ echo "docker pass: $((SECONDS - start)) s"
 
 say "the daemon tests against Podman ($(podman --version))"
 filters=("$@")
-[ ${#filters[@]} -gt 0 ] || filters=(build:: dangling:: save_load:: formats:: engines::)
+[ ${#filters[@]} -gt 0 ] || filters=(build:: dangling:: save_load:: formats:: engines:: watch::)
 start=$SECONDS
 IMGGUARD_TEST_ENGINE=podman DOCKER_HOST="unix://$podman_sock" \
   cargo test --locked --test integration -- "${filters[@]}" ||

@@ -14,3 +14,4 @@ pub mod load;
 pub mod prune;
 pub mod rmi;
 pub mod save;
+pub mod watch;

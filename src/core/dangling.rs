@@ -358,9 +358,14 @@ impl LabelFilter {
 
 /// Whether an image carries every label asked for.
 pub fn has_labels(image: &ListedImage, wanted: &[LabelFilter]) -> bool {
+    labels_match(&image.labels, wanted)
+}
+
+/// Whether `labels` hold every label asked for.
+pub fn labels_match(labels: &BTreeMap<String, String>, wanted: &[LabelFilter]) -> bool {
     wanted.iter().all(|w| match &w.value {
-        Some(v) => image.labels.get(&w.key).is_some_and(|x| x == v),
-        None => image.labels.contains_key(&w.key),
+        Some(v) => labels.get(&w.key).is_some_and(|x| x == v),
+        None => labels.contains_key(&w.key),
     })
 }
 

@@ -71,6 +71,9 @@ named! {
         /// the reason names the run. Its end (outcome `finished` or `interrupted`, no tag) is a
         /// second `intent` event of the same run.
         Intent = "intent",
+        /// `imgguard watch` saw a container created from `image_id` (outcome `removed`: saw it
+        /// removed); the reason names the container.
+        Container = "container",
     }
 }
 
@@ -158,6 +161,10 @@ named! {
         Intent = "intent",
         /// Recorded by a later command: the build's imgguard was interrupted.
         Interrupted = "interrupted",
+        /// `imgguard watch` saw a tag taken off an image a container used (`docker rmi -f`).
+        ForceUntagged = "force-untagged",
+        /// `imgguard watch` saw an image deleted, or a container come or go.
+        Watched = "watched",
         /// Written before reasons had kinds.
         Other = "other",
     }
@@ -409,6 +416,80 @@ impl Event {
             ReasonKind::Interrupted,
             "built while imgguard was interrupted; recorded by the next command",
         )
+    }
+
+    /// `imgguard watch` saw `tag` move to `now` (`None`: taken off) from `before` in the
+    /// daemon's event stream; `holder` names a container that used `before` when its last tag
+    /// was taken off (`docker rmi -f`: force-untagged).
+    pub fn watched_move(
+        engine: &str,
+        at_ms: i64,
+        tag: &str,
+        now: Option<&str>,
+        before: Option<&str>,
+        holder: Option<&str>,
+    ) -> Event {
+        let (why, text) = match (now, holder) {
+            (Some(_), _) => {
+                (ReasonKind::MovedOutside, "moved outside imgguard (seen by watch)".into())
+            }
+            (None, Some(c)) => (
+                ReasonKind::ForceUntagged,
+                format!("removed outside imgguard while container {c} used it (seen by watch)"),
+            ),
+            (None, None) => {
+                (ReasonKind::RemovedOutside, "removed outside imgguard (seen by watch)".to_string())
+            }
+        };
+        Event::new(engine, at_ms, EventKind::MovedOutside)
+            .about(Some(tag), now, before)
+            .because(why, text)
+    }
+
+    /// `imgguard watch` found `tag` on `image` in the daemon's list when it started, and the
+    /// ledger had never seen it: recorded when the tag first moves, so that the image it leaves
+    /// is explained.
+    pub fn watched_seen(engine: &str, at_ms: i64, tag: &str, image: &str) -> Event {
+        Event::new(engine, at_ms, EventKind::MovedOutside)
+            .about(Some(tag), Some(image), None)
+            .because(
+                ReasonKind::TaggedOutside,
+                "tagged outside imgguard before watch started (seen by watch)",
+            )
+    }
+
+    /// `imgguard watch` saw `image` deleted.
+    pub fn watched_delete(engine: &str, at_ms: i64, image: &str) -> Event {
+        let mut e = Event::new(engine, at_ms, EventKind::Removed)
+            .about(None, Some(image), None)
+            .because(ReasonKind::Watched, "deleted outside imgguard (seen by watch)");
+        e.outcome = Some(Outcome::Removed);
+        e
+    }
+
+    /// `imgguard watch` saw `image` loaded from an archive without a name.
+    pub fn watched_nameless_load(engine: &str, at_ms: i64, image: &str) -> Event {
+        let mut e = Event::new(engine, at_ms, EventKind::Load)
+            .about(None, Some(image), None)
+            .because(ReasonKind::Watched, "loaded without a name outside imgguard (seen by watch)");
+        e.outcome = Some(Outcome::Nameless);
+        e
+    }
+
+    /// `imgguard watch` saw container `name` created from `image` (`removed`: removed).
+    pub fn watched_container(
+        engine: &str,
+        at_ms: i64,
+        image: &str,
+        name: &str,
+        removed: bool,
+    ) -> Event {
+        let what = if removed { "removed" } else { "created from it" };
+        let mut e = Event::new(engine, at_ms, EventKind::Container)
+            .about(None, Some(image), None)
+            .because(ReasonKind::Watched, format!("container {name} {what}"));
+        e.outcome = removed.then_some(Outcome::Removed);
+        e
     }
 
     /// `imgguard rmi REF` removed `image`.

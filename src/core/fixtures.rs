@@ -28,6 +28,7 @@ pub(crate) fn info(s: &str, tags: &[&str]) -> ImageInfo {
         repo_tags: tags.iter().map(|t| (*t).to_string()).collect(),
         created: None,
         size: Some(1),
+        labels: std::collections::BTreeMap::new(),
     }
 }
 

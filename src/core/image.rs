@@ -47,6 +47,8 @@ pub struct ImageInfo {
     pub created: Option<String>,
     /// Size in bytes.
     pub size: Option<i64>,
+    /// Its labels.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// One image as the image list shows it (one `list_images(all=true)` call lists them all).

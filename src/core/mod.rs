@@ -21,3 +21,4 @@ pub mod load;
 pub mod naming;
 pub mod policy;
 pub mod reference;
+pub mod watch;

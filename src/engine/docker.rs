@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions, ListImagesOptionsBuilder,
-    RemoveImageOptions, TagImageOptions,
+    EventsOptions, ImportImageOptions, ListContainersOptionsBuilder, ListImagesOptions,
+    ListImagesOptionsBuilder, RemoveImageOptions, TagImageOptions,
 };
 use bollard::{BollardRequest, ClientVersion, Docker, API_DEFAULT_VERSION};
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use super::endpoint::Target;
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
 };
+use crate::core::watch::{DaemonEvent, Subject};
 
 /// Seconds before an API call is given up on.
 const TIMEOUT_SECS: u64 = 120;
@@ -357,6 +358,82 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The daemon's image and container events from `since` (ns since the epoch; `None`: from
+    /// now) to `until` (`None`: for as long as the connection lasts), in order. A lost connection
+    /// ends the stream with [`EngineError::WentAway`].
+    pub fn events(
+        &self,
+        since_ns: Option<i64>,
+        until_ns: Option<i64>,
+    ) -> impl Stream<Item = Result<DaemonEvent, EngineError>> + Unpin + Send + 'static {
+        let mut docker = self.docker.clone();
+        // A subscription lasts as long as the daemon does.
+        docker.set_timeout(Duration::from_secs(10 * 365 * 24 * 3600));
+        let stamp = |ns: i64| {
+            format!("{}.{:09}", ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
+        };
+        let filters = std::collections::HashMap::from([(
+            "type".to_string(),
+            vec!["image".to_string(), "container".to_string()],
+        )]);
+        let opts = EventsOptions {
+            since: since_ns.map(stamp),
+            until: until_ns.map(stamp),
+            filters: Some(filters),
+        };
+        docker.events(Some(opts)).map(|m| m.map(daemon_event).map_err(|e| events_error(&e))).boxed()
+    }
+}
+
+/// An error of the event stream: the daemon's answer, else the connection broke (a message cut
+/// short when the connection was cut is that too, not a bad answer).
+fn events_error(e: &BollardError) -> EngineError {
+    match e {
+        BollardError::DockerResponseServerError { .. } => api("events", e),
+        _ => EngineError::WentAway { what: "events".into(), message: root_cause(e) },
+    }
+}
+
+/// One event message in imgguard's words.
+fn daemon_event(m: bollard::models::EventMessage) -> DaemonEvent {
+    use bollard::models::EventMessageTypeEnum as T;
+    let subject = match m.typ {
+        Some(T::IMAGE) => Subject::Image,
+        Some(T::CONTAINER) => Subject::Container,
+        _ => Subject::Other,
+    };
+    let actor = m.actor.unwrap_or_default();
+    let mut attributes = actor.attributes.unwrap_or_default();
+    let time_nano = m.time_nano.or_else(|| m.time.map(|s| s.saturating_mul(1_000_000_000)));
+    let action = m.action.unwrap_or_default();
+    let name = attributes.remove("name");
+    // Podman's `build` event names the new image in `name` and has no actor ID.
+    let id = match actor.id.filter(|i| !i.is_empty()) {
+        Some(id) => id,
+        None if subject == Subject::Image && action == "build" => name.clone().unwrap_or_default(),
+        None => String::new(),
+    };
+    // Podman spells names in full (`docker.io/library/app:v1`).
+    let name = match subject {
+        Subject::Image => name.map(|n| familiar(&n)),
+        _ => name,
+    };
+    for noise in ["containerExitCode", "podId"] {
+        attributes.remove(noise);
+    }
+    DaemonEvent {
+        time_nano: time_nano.unwrap_or_default(),
+        subject,
+        action,
+        id,
+        name,
+        image: attributes.remove("image").filter(|i| !i.is_empty()).map(|i| familiar(&i)),
+        labels: attributes.into_iter().collect(),
+        tags_now: None,
+    }
+}
+
 /// What `/_ping` says.
 struct Ping {
     /// The `Api-Version` header; `None` when absent (then bollard negotiates).
@@ -473,6 +550,11 @@ fn image_info(img: bollard::models::ImageInspect) -> ImageInfo {
         repo_tags: familiar_tags(img.repo_tags.unwrap_or_default()),
         created: img.created,
         size: img.size,
+        labels: img
+            .config
+            .and_then(|c| c.labels)
+            .map(|l| l.into_iter().collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -1054,5 +1136,28 @@ mod tests {
         assert!(is_gone(500, "No such image: sha256:abc"));
         assert!(!is_gone(409, "conflict: unable to delete abc (must be forced) - image is being used by stopped container 1"));
         assert!(!is_gone(500, "driver failed"));
+    }
+
+    #[test]
+    fn podman_events_read_as_dockers() {
+        let m: bollard::models::EventMessage = serde_json::from_str(
+            r#"{"status":"build","Type":"image","Action":"build","Actor":{"ID":"","Attributes":
+            {"containerExitCode":"0","image":"","name":"62143b273335808eb93ba297313b8861cd96c4302f6ceceabe651579be7c2552","podId":""}},
+            "scope":"local","time":1796223769,"timeNano":1796223769274888712}"#,
+        )
+        .unwrap();
+        let e = daemon_event(m);
+        assert_eq!((e.subject, e.action.as_str()), (Subject::Image, "build"));
+        assert_eq!(e.id, "62143b273335808eb93ba297313b8861cd96c4302f6ceceabe651579be7c2552");
+        assert_eq!((e.image.as_deref(), e.labels.len()), (None, 0));
+        assert!(e.needs_tags());
+        let m: bollard::models::EventMessage = serde_json::from_str(
+            r#"{"Type":"image","Action":"tag","Actor":{"ID":"6214","Attributes":
+            {"name":"docker.io/library/pw:v2","team":"x"}},"time":1796223769}"#,
+        )
+        .unwrap();
+        let e = daemon_event(m);
+        assert_eq!((e.name.as_deref(), e.time_nano), (Some("pw:v2"), 1_796_223_769_000_000_000));
+        assert_eq!(e.labels.get("team").map(String::as_str), Some("x"));
     }
 }

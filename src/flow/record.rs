@@ -62,6 +62,11 @@ impl Record {
         }
     }
 
+    /// The events so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
     /// Whether there is anything to write.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()

@@ -343,6 +343,61 @@ pub(crate) fn check_backend(open: &dyn Fn() -> Box<dyn Ledger>) {
         total_dropped += dropped;
     }
     assert!(total_dropped > 0, "compaction dropped nothing: the checks above prove nothing");
+    watched(open);
+}
+
+/// `append_watched` and `watch_cursor`: the cursor moves with the batch, never back; an event
+/// already recorded (by the command that made the move, or by an earlier watch) is not recorded
+/// twice; and what watch appends gives the same answers as the whole-log derivations.
+fn watched(open: &dyn Fn() -> Box<dyn Ledger>) {
+    let id = EngineIdentity { id: "E".into(), name: "h".into(), endpoint: "u".into() };
+    let mut l = open();
+    assert_eq!(l.watch_cursor("E").unwrap(), None);
+    // imgguard build recorded its own move; watch then sees the same move, and more.
+    l.append(&id, &[Event::tag("E", 10, "a:v1", "sha256:i1", None)]).unwrap();
+    let batch = vec![
+        Event::watched_move("E", 11, "a:v1", Some("sha256:i1"), None, None),
+        Event::watched_move("E", 12, "a:v1", Some("sha256:i2"), Some("sha256:i1"), None),
+        Event::watched_container("E", 12, "sha256:i2", "web", false),
+        Event::watched_seen("E", 13, "b:1", "sha256:i3"),
+        Event::watched_move("E", 13, "b:1", None, Some("sha256:i3"), Some("web")),
+        Event::watched_delete("E", 14, "sha256:i3"),
+        Event::watched_nameless_load("E", 15, "sha256:i4"),
+    ];
+    let added = l.append_watched(&id, &batch, 15_000_000).unwrap();
+    assert_eq!(added, batch[1..].to_vec(), "the build's own move is not recorded twice");
+    assert_eq!(l.watch_cursor("E").unwrap(), Some(15_000_000));
+    assert_eq!(l.watch_cursor("F").unwrap(), None);
+    // A replay after a lost connection: nothing twice; the cursor never goes back.
+    assert!(l.append_watched(&id, &batch[1..], 14_000_000).unwrap().is_empty());
+    assert_eq!(l.watch_cursor("E").unwrap(), Some(15_000_000));
+    // imgguard removed i2 and recorded it: watch's sight of the deletion is no news.
+    l.append(&id, &[Event::removed_by_rmi("E", 20, "sha256:i2", "a:v1")]).unwrap();
+    assert!(l
+        .append_watched(&id, &[Event::watched_delete("E", 21, "sha256:i2")], 0)
+        .unwrap()
+        .is_empty());
+    assert_eq!(l.watch_cursor("E").unwrap(), Some(15_000_000), "0 leaves the cursor");
+    let all = l.all_events(Some("E")).unwrap();
+    assert_eq!(all.iter().filter(|r| r.event.kind != EventKind::Intent).count(), 8);
+    assert_eq!(l.tracked_tags("E").unwrap(), dangling::current_state(&all, "E"));
+    let images = vec![ListedImage {
+        id: ImageId::new("sha256:i3"),
+        parent: None,
+        repo_tags: vec![],
+        created_s: 0,
+        size: 0,
+        labels: BTreeMap::new(),
+    }];
+    let web = ContainerInfo {
+        id: "c".into(),
+        name: "web".into(),
+        image_id: ImageId::new("sha256:i3"),
+        state: "running".into(),
+    };
+    let got = explain_bounded(l.as_ref(), "E", &images, std::slice::from_ref(&web));
+    assert_eq!(got[0].cause.name(), "force-untagged");
+    assert_eq!(got, explain_whole(&all, "E", &images, &[web]));
 }
 
 #[test]

@@ -28,6 +28,24 @@ pub trait Ledger: Send {
     /// Appends all of one command's events, and what is known of the engine, in one transaction.
     fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError>;
 
+    /// `imgguard watch`'s batch: appends the `events` not already recorded, and moves `engine`'s
+    /// watch cursor (the time, in nanoseconds, of the last daemon event handled) forward to
+    /// `cursor_ns` (`0`: leaves it), in one transaction. Already recorded: a tag move whose tag the current state
+    /// ([`Ledger::tracked_tags`]) has there already (recorded by the imgguard command that made
+    /// it, or by an earlier watch), a removal of the same image recorded in the last ten
+    /// minutes, or for other events the same kind, image, time and words. A check per event
+    /// that does not grow with the ledger. Returns the events appended.
+    fn append_watched(
+        &mut self,
+        engine: &EngineIdentity,
+        events: &[Event],
+        cursor_ns: i64,
+    ) -> Result<Vec<Event>, LedgerError>;
+
+    /// Where `imgguard watch` stopped on `engine`: the time (ns) of the last daemon event it
+    /// handled, if it ever ran.
+    fn watch_cursor(&self, engine: &str) -> Result<Option<i64>, LedgerError>;
+
     /// The events that concern `tags` (their pointer moves, and the fates of the images they
     /// pointed at), on `engine` or on every engine.
     fn tag_events(&self, engine: Option<&str>, tags: &[&str])

@@ -25,7 +25,9 @@ use std::time::Duration;
 use postgres::{Client, Row, Transaction};
 
 use super::sqlite::{Imported, LedgerError, Source, Stats};
-use crate::core::event::{ArchiveFacts, BuildFacts, Event, Outcome, Reason, ReasonKind, Recorded};
+use crate::core::event::{
+    ArchiveFacts, BuildFacts, Event, EventKind, Outcome, Reason, ReasonKind, Recorded,
+};
 use crate::core::image::EngineIdentity;
 
 /// The SQL condition that an event moves a tag's pointer (as in the SQLite backend).
@@ -264,6 +266,12 @@ impl Store {
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Whether the session to the database is lost (the server stopped or the network broke).
+    fn gone(&self) -> bool {
+        let guard = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.as_ref().is_none_or(Client::is_closed)
     }
 
     /// The URL, without its password.
@@ -712,11 +720,113 @@ fn evidence(
     Ok(out)
 }
 
+/// Whether the ledger already has what a watched event `e` says: the same rule and lookups as the
+/// SQLite backend's (`[ref:watch-duplicate]`), by index.
+fn already_recorded(tx: &mut Transaction<'_>, e: &Event) -> Result<bool, postgres::Error> {
+    use crate::core::watch::{move_recorded, removal_window_start, RECENT_MOVES};
+    if let (Some(tag), true) = (e.tag.as_deref(), e.is_pointer()) {
+        let now: Option<Option<String>> = tx
+            .query_opt(
+                "SELECT image_id FROM tag_state WHERE engine = $1 AND tag = $2",
+                &[&e.engine, &tag],
+            )?
+            .map(|r| r.get(0));
+        let sql = format!(
+            "SELECT image_id, at FROM events WHERE tag = $1 AND engine = $2 AND {POINTER_SQL}
+             ORDER BY seq DESC LIMIT $3"
+        );
+        let recent: Vec<(Option<String>, i64)> = tx
+            .query(&sql, &[&tag, &e.engine, &RECENT_MOVES])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        return Ok(move_recorded(e, now.as_ref().map(Option::as_deref), &recent));
+    }
+    let Some(image) = e.image_id.as_deref() else { return Ok(false) };
+    if e.kind == EventKind::Removed {
+        return Ok(tx
+            .query_opt(
+                "SELECT 1 FROM events WHERE image_id = $1 AND engine = $2 AND kind = 'removed'
+                    AND at >= $3 LIMIT 1",
+                &[&image, &e.engine, &removal_window_start(e)],
+            )?
+            .is_some());
+    }
+    Ok(tx
+        .query_opt(
+            "SELECT 1 FROM events WHERE image_id = $1 AND engine = $2 AND kind = $3 AND at = $4
+                AND reason IS NOT DISTINCT FROM $5 LIMIT 1",
+            &[&image, &e.engine, &e.kind.as_str(), &e.at_ms, &e.reason_text()],
+        )?
+        .is_some())
+}
+
 impl super::Ledger for Store {
+    /// When the database went away during the command (it answered at the start), the events
+    /// go to the local spool instead, with one warning line: a build never fails, nor loses its
+    /// record, because the fleet ledger is down.
     fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError> {
-        let events: Vec<(Option<String>, Event)> =
-            events.iter().map(|e| (None, e.clone())).collect();
-        self.insert(Some(engine), &events).map(drop)
+        let rows: Vec<(Option<String>, Event)> = events.iter().map(|e| (None, e.clone())).collect();
+        match self.insert(Some(engine), &rows) {
+            Ok(_) => Ok(()),
+            Err(e) if self.gone() => {
+                crate::ui::note(format!(
+                    "warning: fleet ledger {} went away ({e}): recorded in the local spool {} \
+                     (sent when it is back, or by `imgguard ledger sync`)",
+                    self.shown,
+                    self.local.display()
+                ));
+                super::sqlite::Store::open(&self.local)?.append(engine, events)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append_watched(
+        &mut self,
+        engine: &EngineIdentity,
+        events: &[Event],
+        cursor_ns: i64,
+    ) -> Result<Vec<Event>, LedgerError> {
+        let host = self.host.clone();
+        self.transaction(|tx| {
+            // The engine's row lock first, as every writer takes it: the checks below see what
+            // concurrent writers of this engine committed, and none commits meanwhile. Then each
+            // event is checked against what is there, the earlier ones of this batch included.
+            if let Some(first) = events.first() {
+                let at = first.at_ms;
+                tx.execute(
+                    "INSERT INTO engines (id, name, endpoint, host, first_seen, last_seen)
+                     VALUES ($1, $2, $3, $4, $5, $5)
+                     ON CONFLICT (id) DO UPDATE SET last_seen =
+                        greatest(engines.last_seen, excluded.last_seen)",
+                    &[&engine.id, &engine.name, &engine.endpoint, &host, &at],
+                )?;
+            }
+            let mut added = Vec::new();
+            for e in events {
+                if !already_recorded(tx, e)?
+                    && insert_batch(tx, &host, Some(engine), &[(None, e.clone())])? > 0
+                {
+                    added.push(e.clone());
+                }
+            }
+            if cursor_ns > 0 {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key)
+                     DO UPDATE SET value = greatest(meta.value, excluded.value)",
+                    &[&format!("watch_cursor:{}", engine.id), &cursor_ns],
+                )?;
+            }
+            Ok(added)
+        })
+    }
+
+    fn watch_cursor(&self, engine: &str) -> Result<Option<i64>, LedgerError> {
+        let key = format!("watch_cursor:{engine}");
+        self.with(move |c| {
+            Ok(c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?.map(|r| r.get(0)))
+        })
     }
 
     fn tag_events(

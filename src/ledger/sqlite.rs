@@ -17,7 +17,9 @@ use rusqlite::config::DbConfig;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::core::event::{ArchiveFacts, BuildFacts, Event, Outcome, Reason, ReasonKind, Recorded};
+use crate::core::event::{
+    ArchiveFacts, BuildFacts, Event, EventKind, Outcome, Reason, ReasonKind, Recorded,
+};
 use crate::core::image::EngineIdentity;
 
 /// The SQL condition that an event moves a tag's pointer: [`Event::is_pointer`] (a unit test
@@ -275,6 +277,52 @@ impl Store {
             insert_event(&tx, None, e).map_err(db)?;
         }
         tx.commit().map_err(db)
+    }
+
+    /// `imgguard watch`'s batch (see [`super::Ledger::append_watched`]): the events not yet
+    /// recorded and the engine's watch cursor, in one transaction. Each duplicate check is an
+    /// index lookup (`tag_state` for tag moves, the image's events for the rest): the cost of an
+    /// event does not grow with the ledger.
+    pub fn append_watched(
+        &mut self,
+        engine: &EngineIdentity,
+        events: &[Event],
+        cursor_ns: i64,
+    ) -> Result<Vec<Event>, LedgerError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let at = events.first().map_or(0, |e| e.at_ms);
+        tx.prepare_cached(
+            "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
+        )
+        .and_then(|mut s| s.execute(params![engine.id, engine.name, engine.endpoint, at]))
+        .map_err(db)?;
+        let mut added = Vec::new();
+        for e in events {
+            if !already_recorded(&tx, e).map_err(db)? && insert_event(&tx, None, e).map_err(db)? {
+                added.push(e.clone());
+            }
+        }
+        if cursor_ns > 0 {
+            tx.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            )
+            .and_then(|mut s| s.execute(params![watch_key(&engine.id), cursor_ns]))
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(added)
+    }
+
+    /// The time (ns) of the last event `imgguard watch` handled on `engine`.
+    pub fn watch_cursor(&self, engine: &str) -> Result<Option<i64>, LedgerError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [watch_key(engine)], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(&e))
     }
 
     /// The events that concern `tags` on `engine` (or every engine): their own events, and the
@@ -709,6 +757,48 @@ pub struct Imported {
 }
 
 /// Inserts one event (with `uid`, or a new random one) and moves its tag's current state;
+/// The `meta` key of an engine's watch cursor.
+fn watch_key(engine: &str) -> String {
+    format!("watch_cursor:{engine}")
+}
+
+/// Whether the ledger already has what `e` says (`[ref:watch-duplicate]`): for a tag move,
+/// [`crate::core::watch::move_recorded`] over the tag's current state and last moves; a removal
+/// of the image recorded lately; or the same event (kind, image, time, words) for the rest.
+/// Index lookups: the cost does not grow with the ledger.
+fn already_recorded(conn: &Connection, e: &Event) -> rusqlite::Result<bool> {
+    use crate::core::watch::{move_recorded, removal_window_start, RECENT_MOVES};
+    if let (Some(tag), true) = (e.tag.as_deref(), e.is_pointer()) {
+        let now: Option<Option<String>> = conn
+            .prepare_cached("SELECT image_id FROM tag_state WHERE engine = ?1 AND tag = ?2")?
+            .query_row(params![e.engine, tag], |r| r.get(0))
+            .optional()?;
+        let recent: Vec<(Option<String>, i64)> = conn
+            .prepare_cached(concat!(
+                "SELECT image_id, at FROM events WHERE tag = ?1 AND engine = ?2 AND ",
+                pointer_sql!(),
+                " ORDER BY seq DESC LIMIT ?3"
+            ))?
+            .query_map(params![tag, e.engine, RECENT_MOVES], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        return Ok(move_recorded(e, now.as_ref().map(Option::as_deref), &recent));
+    }
+    let Some(image) = e.image_id.as_deref() else { return Ok(false) };
+    if e.kind == EventKind::Removed {
+        return conn
+            .prepare_cached(
+                "SELECT 1 FROM events WHERE image_id = ?1 AND engine = ?2 AND kind = 'removed'
+                    AND at >= ?3 LIMIT 1",
+            )?
+            .exists(params![image, e.engine, removal_window_start(e)]);
+    }
+    conn.prepare_cached(
+        "SELECT 1 FROM events WHERE image_id = ?1 AND engine = ?2 AND kind = ?3 AND at = ?4
+            AND reason IS ?5 LIMIT 1",
+    )?
+    .exists(params![image, e.engine, e.kind.as_str(), e.at_ms, e.reason_text()])
+}
+
 /// `false` when an event with that ID is already there.
 fn insert_event(conn: &Connection, uid: Option<&str>, e: &Event) -> rusqlite::Result<bool> {
     let mut insert = conn.prepare_cached(
@@ -962,6 +1052,19 @@ impl super::Ledger for Store {
         Store::vacuum(self)
     }
 
+    fn append_watched(
+        &mut self,
+        engine: &EngineIdentity,
+        events: &[Event],
+        cursor_ns: i64,
+    ) -> Result<Vec<Event>, LedgerError> {
+        Store::append_watched(self, engine, events, cursor_ns)
+    }
+
+    fn watch_cursor(&self, engine: &str) -> Result<Option<i64>, LedgerError> {
+        Store::watch_cursor(self, engine)
+    }
+
     fn compacted_at(&self) -> Result<Option<i64>, LedgerError> {
         Store::compacted_at(self)
     }
@@ -1040,7 +1143,6 @@ impl super::Ledger for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::event::EventKind;
     use std::os::unix::fs::PermissionsExt;
 
     fn engine() -> EngineIdentity {

@@ -37,6 +37,16 @@ pub(crate) fn json(value: &impl Serialize) -> Result<(), Error> {
         .map_err(|e| Error::io("stdout", e))
 }
 
+/// Writes `value` as one line of compact JSON on stdout (a stream of objects, one a line).
+pub(crate) fn json_line(value: &impl Serialize) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("stdout", e))
+}
+
 /// Writes `value` as pretty JSON to `path`: a temporary file beside it, renamed into place, so
 /// a reader never sees half a document.
 pub(crate) fn json_file(path: &std::path::Path, value: &impl Serialize) -> Result<(), Error> {
