@@ -555,3 +555,31 @@ fn eight_builds_on_two_daemons_at_once() {
         assert_eq!(lineages[0]["entries"][0]["event"], "build", "{h}");
     }
 }
+
+/// A `<none>` image the ledger keeps (a container holds it) counts in `fleet`'s bytes with the
+/// size the daemon reported when the build decided to keep it (local ledger: no database).
+#[test]
+fn a_kept_image_counts_with_its_size() {
+    let t = DockerTest::new("fleetsize");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).unwrap();
+    t.container(&tag, "c1", false);
+    t.set_content("2");
+    t.build(&["-t", &tag]).assert_code(0);
+    let size: u64 = crate::support::docker(&["image", "inspect", "-f", "{{.Size}}", &first])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(size > 0);
+    let f = json(&t.test().args(["fleet", "--format", "json"]).run());
+    let here = engine_identity();
+    let row = f.as_array().unwrap().iter().find(|r| r["engine"] == here.as_str()).unwrap();
+    assert_eq!(
+        (&row["nameless_images"], &row["kept_7d"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{row}"
+    );
+    assert_eq!(row["nameless_bytes"], serde_json::json!(size), "{row}");
+    assert_eq!(row["unexplained"], serde_json::json!(0), "{row}");
+}

@@ -415,6 +415,9 @@ impl Decided for PruneDecision {
     fn tag(&self) -> Option<&str> {
         self.explained.former_tags.first().map(String::as_str)
     }
+    fn size(&self) -> Option<i64> {
+        Some(self.explained.image.size)
+    }
     fn removal_reason(&self) -> String {
         format!("pruned: {}", self.explained.cause)
     }

@@ -234,6 +234,9 @@ pub struct Event {
     pub build: Option<BuildFacts>,
     /// For saves and loads: the archive.
     pub archive: Option<ArchiveFacts>,
+    /// The image's size in bytes, where the event knows it (the fate of an image: removed,
+    /// kept): what `imgguard fleet` adds up for the `<none>` images the ledger knows.
+    pub image_size: Option<i64>,
     /// The imgguard version that wrote the event.
     pub imgguard_version: String,
 }
@@ -252,6 +255,7 @@ impl Event {
             reason: None,
             build: None,
             archive: None,
+            image_size: None,
             imgguard_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -340,6 +344,7 @@ impl Event {
         let mut e = Event::new(engine, at_ms, kind).about(d.tag(), Some(d.image().as_str()), None);
         e.outcome = Some(outcome);
         e.reason = Some(reason);
+        e.image_size = d.size();
         e
     }
 

@@ -46,7 +46,7 @@ pub fn row(engine: &str, events: &[Recorded], since_ms: i64) -> FleetRow {
     for r in &sorted {
         let e = &r.event;
         out.last_seen_ms = Some(out.last_seen_ms.map_or(e.at_ms, |m| m.max(e.at_ms)));
-        let size = e.archive.as_ref().and_then(|a| a.size).unwrap_or(0);
+        let size = e.image_size.or_else(|| e.archive.as_ref().and_then(|a| a.size)).unwrap_or(0);
         for id in [e.image_id.as_deref(), e.previous_id.as_deref()].into_iter().flatten() {
             let slot = known.entry(id).or_insert(0);
             *slot = (*slot).max(size);

@@ -254,6 +254,7 @@ mod tests {
         Decision {
             candidate: Candidate { image: id(image), left_by: vec![(tag.into(), id(NEW))] },
             verdict,
+            size: None,
         }
     }
 

@@ -181,6 +181,8 @@ pub struct Decision {
     pub candidate: Candidate,
     /// What to do with it.
     pub verdict: Verdict,
+    /// Its size in bytes, as the daemon reported it when the decision was made.
+    pub size: Option<i64>,
 }
 
 /// Anything that carries a verdict about one image: the one removal path
@@ -196,6 +198,11 @@ pub trait Decided {
     fn tag(&self) -> Option<&str>;
     /// Why it was removed, when it was (`superseded: app:v1 → sha256:…`).
     fn removal_reason(&self) -> String;
+    /// Its size in bytes, when known: recorded with its fate, so that the fleet ledger can say
+    /// how many bytes the `<none>` images it keeps hold.
+    fn size(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl Decided for Decision {
@@ -215,6 +222,9 @@ impl Decided for Decision {
         let by: Vec<String> =
             self.candidate.left_by.iter().map(|(t, by)| format!("{t} → {}", by.short())).collect();
         format!("superseded: {}", by.join(", "))
+    }
+    fn size(&self) -> Option<i64> {
+        self.size
     }
 }
 
@@ -244,7 +254,8 @@ pub fn plan(candidates: &[Candidate], snapshot: &Snapshot, rules: &Rules) -> Vec
         .into_iter()
         .map(|candidate| {
             let verdict = decide(&candidate, snapshot, rules);
-            Decision { candidate, verdict }
+            let size = snapshot.images.get(&candidate.image).and_then(|i| i.as_ref()?.size);
+            Decision { candidate, verdict, size }
         })
         .collect()
 }

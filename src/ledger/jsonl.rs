@@ -34,6 +34,9 @@ struct Line {
     archive_path: Option<String>,
     archive_sha256: Option<String>,
     archive_size: Option<i64>,
+    /// Added after schema 1's first lines: absent in older exports.
+    #[serde(default)]
+    image_size: Option<i64>,
     imgguard_version: String,
 }
 
@@ -60,6 +63,7 @@ pub fn to_line(id: &str, e: &Event) -> String {
         archive_path: a.path,
         archive_sha256: a.sha256,
         archive_size: a.size,
+        image_size: e.image_size,
         imgguard_version: e.imgguard_version.clone(),
     };
     serde_json::to_string(&line).unwrap_or_default()
@@ -109,6 +113,7 @@ pub fn parse_line(text: &str) -> Result<(String, Event), String> {
         size: line.archive_size,
     };
     e.archive = (archive != ArchiveFacts::default()).then_some(archive);
+    e.image_size = line.image_size;
     e.imgguard_version = line.imgguard_version;
     Ok((line.id, e))
 }

@@ -160,11 +160,12 @@ pub trait Ledger: Send {
 /// [`crate::core::fleet::row`] over the engine's events (the conformance suite checks it).
 /// Columns: nameless, nameless_bytes, unexplained, removed_recently, kept_recently.
 pub(crate) const FLEET_SQL: &str = "
-WITH ev AS (SELECT image_id, previous_id, kind, tag, outcome, at, seq, archive_size
+WITH ev AS (SELECT image_id, previous_id, kind, tag, outcome, at, seq,
+                coalesce(image_size, archive_size) AS size
             FROM events WHERE engine = $1),
 known AS (
     SELECT id, max(sz) AS sz, max(tagged) AS tagged FROM (
-        SELECT image_id AS id, coalesce(archive_size, 0) AS sz,
+        SELECT image_id AS id, coalesce(size, 0) AS sz,
             CASE WHEN tag IS NOT NULL AND kind IN ('build', 'load', 'tag', 'untag', 'moved-outside')
                 AND coalesce(outcome, '') <> 'not-in-daemon' THEN 1 ELSE 0 END AS tagged
         FROM ev WHERE image_id IS NOT NULL

@@ -35,7 +35,8 @@ const POINTER_SQL: &str = "kind IN ('build', 'load', 'tag', 'untag', 'moved-outs
      AND (outcome IS NULL OR outcome <> 'not-in-daemon')";
 
 /// Forward migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE engines (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -93,7 +94,12 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value BIGINT NOT NULL
 );
-"];
+",
+    // The size of the image an event decided about (its fate), for `imgguard fleet`'s bytes.
+    r"
+ALTER TABLE events ADD COLUMN image_size BIGINT;
+",
+];
 
 /// The advisory lock key that serialises migrations (any constant; "imgguard" in ASCII).
 const MIGRATION_LOCK: i64 = 0x696D_6767_7561_7264;
@@ -105,7 +111,7 @@ const BATCH: usize = 2000;
 const COLUMNS: &str =
     "seq, engine, at, kind, tag, image_id, previous_id, outcome, reason, git_commit,
     git_dirty, dockerfile_sha256, build_arg_names, archive_path, archive_sha256, archive_size,
-    imgguard_version, reason_kind";
+    imgguard_version, reason_kind, image_size";
 
 /// An open fleet ledger: one session per process.
 pub struct Store {
@@ -514,14 +520,15 @@ fn insert_batch(
     let insert = tx.prepare(
         "INSERT INTO events (uid, engine, host, at, kind, tag, image_id, previous_id, outcome,
             reason, git_commit, git_dirty, dockerfile_sha256, build_arg_names, archive_path,
-            archive_sha256, archive_size, imgguard_version, reason_kind)
+            archive_sha256, archive_size, imgguard_version, reason_kind, image_size)
          SELECT coalesce(u, replace(gen_random_uuid()::text, '-', '')), en, $19, a, k, t, i, p,
-            o, r, gc, gd, ds, bn, ap, ash, asz, v, rk
+            o, r, gc, gd, ds, bn, ap, ash, asz, v, rk, isz
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::text[],
-            $13::text[], $14::text[], $15::text[], $16::bigint[], $17::text[], $18::text[])
+            $13::text[], $14::text[], $15::text[], $16::bigint[], $17::text[], $18::text[],
+            $20::bigint[])
             WITH ORDINALITY AS x(u, en, a, k, t, i, p, o, r, gc, gd, ds, bn, ap, ash, asz, v,
-                rk, n)
+                rk, isz, n)
          ORDER BY n
          ON CONFLICT (uid) DO NOTHING
          RETURNING seq, engine, tag, image_id, at, kind, outcome",
@@ -552,6 +559,7 @@ fn insert_batch(
                 &cols.imgguard_version,
                 &cols.reason_kind,
                 &host,
+                &cols.image_size,
             ],
         )?;
         added += rows.len() as u64;
@@ -613,6 +621,7 @@ struct Columns {
     archive_size: Vec<Option<i64>>,
     imgguard_version: Vec<String>,
     reason_kind: Vec<Option<&'static str>>,
+    image_size: Vec<Option<i64>>,
 }
 
 impl Columns {
@@ -642,6 +651,7 @@ impl Columns {
             c.archive_size.push(a.size);
             c.imgguard_version.push(e.imgguard_version.clone());
             c.reason_kind.push(e.reason.as_ref().map(|r| r.kind.as_str()));
+            c.image_size.push(e.image_size);
         }
         c
     }
@@ -673,6 +683,7 @@ fn read_row(r: &Row) -> Result<Recorded, Fail> {
     event.build = (build != BuildFacts::default()).then_some(build);
     event.archive = (archive != ArchiveFacts::default()).then_some(archive);
     event.imgguard_version = r.try_get(16)?;
+    event.image_size = r.try_get(18)?;
     Ok(Recorded { seq: r.try_get(0)?, event })
 }
 
@@ -943,7 +954,7 @@ impl super::Ledger for Store {
                     &[&after],
                 )?
                 .iter()
-                .map(|row| Ok((read_row(row)?, row.try_get::<_, String>(18)?)))
+                .map(|row| Ok((read_row(row)?, row.try_get::<_, String>(19)?)))
                 .collect::<Result<Vec<_>, Fail>>()
             })?;
             let Some(last) = page.last() else { return Ok(()) };

@@ -126,6 +126,10 @@ CREATE INDEX events_interrupted ON events (engine)
     r"
 CREATE INDEX events_by_archive ON events (archive_sha256) WHERE archive_sha256 IS NOT NULL;
 ",
+    // The size of the image an event decided about (its fate), for `imgguard fleet`'s bytes.
+    r"
+ALTER TABLE events ADD COLUMN image_size INTEGER;
+",
 ];
 
 /// How long a writer waits for another process's transaction.
@@ -500,7 +504,7 @@ impl Store {
         let mut rows = stmt.query([]).map_err(|e| self.err(&e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
             let r = read_row(row).map_err(|e| self.err(&e))?;
-            let uid: String = row.get(18).map_err(|e| self.err(&e))?;
+            let uid: String = row.get(19).map_err(|e| self.err(&e))?;
             if !visit(&uid, &r.event) {
                 break;
             }
@@ -659,7 +663,7 @@ impl Store {
         let mut rows = stmt.query(params![after_seq]).map_err(|e| self.err(&e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(&e))? {
             let r = read_row(row).map_err(|e| self.err(&e))?;
-            let uid: String = row.get(18).map_err(|e| self.err(&e))?;
+            let uid: String = row.get(19).map_err(|e| self.err(&e))?;
             if !visit(r.seq, &uid, &r.event) {
                 break;
             }
@@ -804,9 +808,10 @@ fn insert_event(conn: &Connection, uid: Option<&str>, e: &Event) -> rusqlite::Re
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (engine, at, kind, tag, image_id, previous_id, outcome,
             reason, git_commit, git_dirty, dockerfile_sha256, build_arg_names,
-            archive_path, archive_sha256, archive_size, imgguard_version, reason_kind, uid)
+            archive_path, archive_sha256, archive_size, imgguard_version, reason_kind, uid,
+            image_size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-            ?17, coalesce(?18, lower(hex(randomblob(16)))))
+            ?17, coalesce(?18, lower(hex(randomblob(16)))), ?19)
          ON CONFLICT (uid) DO NOTHING",
     )?;
     let b = e.build.as_ref();
@@ -833,6 +838,7 @@ fn insert_event(conn: &Connection, uid: Option<&str>, e: &Event) -> rusqlite::Re
         e.imgguard_version,
         e.reason.as_ref().map(|r| r.kind.as_str()),
         uid,
+        e.image_size,
     ])?;
     if added == 0 {
         return Ok(false);
@@ -904,7 +910,7 @@ fn evidence(
 const COLUMNS: &str =
     "seq, engine, at, kind, tag, image_id, previous_id, outcome, reason, git_commit,
     git_dirty, dockerfile_sha256, build_arg_names, archive_path, archive_sha256, archive_size,
-    imgguard_version, reason_kind";
+    imgguard_version, reason_kind, image_size";
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
     fn parsed<T: std::str::FromStr<Err = String>>(
@@ -939,6 +945,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recorded> {
     event.build = (build != BuildFacts::default()).then_some(build);
     event.archive = (archive != ArchiveFacts::default()).then_some(archive);
     event.imgguard_version = r.get(16)?;
+    event.image_size = r.get(18)?;
     Ok(Recorded { seq: r.get(0)?, event })
 }
 
