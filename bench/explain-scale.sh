@@ -64,7 +64,7 @@ PY
 time docker load -q -i "$work/images.tar" >/dev/null
 some=$(docker images -q --filter "label=imgguard.bench=$run" | head -n 1)
 echo "creating $containers containers"
-for i in $(seq 1 "$containers"); do
+for _ in $(seq 1 "$containers"); do
   docker create -q --label "imgguard.bench=$run" "$some" >/dev/null
 done
 echo "daemon now has $(docker images -aq | wc -l) images, $(docker ps -aq | wc -l) containers"

@@ -112,10 +112,10 @@ for line in sys.stdin:
         runs.append(cur); cur = {}; continue
     m = re.match(r"imgguard-trace:\s+([\d.]+) ms\s+(.*)", line.strip())
     if m: cur[m.group(2)] = float(m.group(1))
-ok = [r for r in runs if {"engine identity read", "ledger read", "docker build ended"} <= r.keys()]
-read = statistics.median(r["ledger read"] - max(r["engine identity read"], r.get("docker build started", 0)) for r in ok)
+ok = [r for r in runs if {"engine identity read", "ledger read done", "docker build ended"} <= r.keys()]
+read = statistics.median(r["ledger read done"] - max(r["engine identity read"], r.get("docker build started", 0)) for r in ok)
 ident = statistics.median(r["engine identity read"] - r.get("docker build started", 0) for r in ok)
-off = sum(r["ledger read"] < r["docker build ended"] for r in ok)
+off = sum(r["ledger read done"] < r["docker build ended"] for r in ok)
 write = statistics.median(r["ledger written"] - r["plan applied"] for r in ok if "ledger written" in r)
 print(f"{read:.2f} {off}/{len(ok)} {write:.2f} {ident:.2f}")'
 }

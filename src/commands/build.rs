@@ -335,6 +335,8 @@ async fn run_docker(
         let known = ledger.tag_events(Some(id), &refs)?;
         let pending = event::pending_parents(&ledger.deferred(id)?, id);
         let open = ledger.open_intents(id)?;
+        // When the read itself ended (beside docker), not when docker did.
+        trace("ledger read done");
         Ok((known, pending, open))
     };
     let (ledger_read, (status, signalled), git_state, dockerfile_sha) = tokio::join!(
