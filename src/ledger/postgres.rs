@@ -274,6 +274,16 @@ impl Store {
         Ok(store)
     }
 
+    /// A new event ID (32 hex digits, as the server's): this host, process, time and position.
+    fn new_uid(&self, i: usize) -> String {
+        use sha2::{Digest, Sha256};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = format!("{}:{}:{nanos}:{i}", self.host, std::process::id());
+        hex::encode(&Sha256::digest(seed.as_bytes())[..16])
+    }
+
     /// Whether the session to the database is lost (the server stopped or the network broke).
     fn gone(&self) -> bool {
         let guard = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -777,7 +787,11 @@ impl super::Ledger for Store {
     /// go to the local spool instead, with one warning line: a build never fails, nor loses its
     /// record, because the fleet ledger is down.
     fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError> {
-        let rows: Vec<(Option<String>, Event)> = events.iter().map(|e| (None, e.clone())).collect();
+        // The IDs are made here, not by the server: should the commit have reached the database
+        // just before the session broke, the spooled copies carry the same IDs and are not
+        // taken twice when the spool is sent.
+        let rows: Vec<(Option<String>, Event)> =
+            events.iter().enumerate().map(|(i, e)| (Some(self.new_uid(i)), e.clone())).collect();
         match self.insert(Some(engine), &rows) {
             Ok(_) => Ok(()),
             Err(e) if self.gone() => {
@@ -787,7 +801,11 @@ impl super::Ledger for Store {
                     self.shown,
                     self.local.display()
                 ));
-                super::sqlite::Store::open(&self.local)?.append(engine, events)
+                let mut local = super::sqlite::Store::open(&self.local)?;
+                let mut rows = rows.into_iter();
+                local
+                    .import(&mut || Ok(rows.next().map(|(uid, e)| (uid.unwrap_or_default(), e))))?;
+                Ok(())
             }
             Err(e) => Err(e),
         }
