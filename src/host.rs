@@ -202,6 +202,47 @@ pub(crate) fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// SIGINT and SIGTERM, caught from when this is made: a command that must finish its
+/// transaction (`watch`) or pass them on to a child (`build`) asks for them here.
+pub struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Starts catching both (inside the runtime).
+    pub fn catch() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// The next SIGINT or SIGTERM, as the signal to pass on.
+    pub async fn next(&mut self) -> rustix::process::Signal {
+        tokio::select! {
+            Some(()) = recv(self.int.as_mut()) => rustix::process::Signal::INT,
+            Some(()) = recv(self.term.as_mut()) => rustix::process::Signal::TERM,
+        }
+    }
+
+    /// Sleeps for `d`; whether a signal came meanwhile.
+    pub async fn during(&mut self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = self.next() => true,
+            () = tokio::time::sleep(d) => false,
+        }
+    }
+}
+
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -36,7 +36,7 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     trace("args and config read");
     // Caught from the start: a SIGINT or SIGTERM that arrives before docker runs is passed on to
     // docker the moment it starts, so the run ends recorded rather than half-way.
-    let signals = Signals::new();
+    let signals = host::Signals::catch();
     host::clean_stale_build_dirs();
     let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
     let mut run = observe_before(&tags).await?;
@@ -314,7 +314,7 @@ struct Built {
 /// ended, the git state and the Dockerfile's hash.
 async fn run_docker(
     run: &Run,
-    signals: Signals,
+    signals: host::Signals,
     raw: &[OsString],
     parsed: &BuildArgs,
     cwd: &Path,
@@ -342,7 +342,7 @@ async fn run_docker(
     let (ledger_read, (status, signalled), git_state, dockerfile_sha) = tokio::join!(
         async { read() },
         async {
-            let s = signals.wait(&mut child).await;
+            let s = wait_passing_signals(signals, &mut child).await;
             trace("docker build ended");
             s
         },
@@ -365,49 +365,25 @@ async fn run_docker(
     Ok(Built { known, pending, dead, facts, iid, status, signalled })
 }
 
-/// SIGINT and SIGTERM, caught while docker runs so that imgguard outlives docker and records
-/// what it did; each is passed on to docker. (At a terminal, Ctrl-C reaches docker directly too;
-/// a second SIGINT is harmless.)
-struct Signals {
-    int: Option<tokio::signal::unix::Signal>,
-    term: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn new() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        Signals {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
+/// Waits for docker while SIGINT and SIGTERM are caught, so that imgguard outlives docker and
+/// records what it did; each is passed on to docker (at a terminal, Ctrl-C reaches docker
+/// directly too; a second SIGINT is harmless). Returns docker's status and whether a signal came.
+async fn wait_passing_signals(
+    mut signals: host::Signals,
+    child: &mut tokio::process::Child,
+) -> (std::io::Result<std::process::ExitStatus>, bool) {
+    use rustix::process::{kill_process, Pid};
+    let pid = child.id().and_then(|p| Pid::from_raw(i32::try_from(p).ok()?));
+    let mut signalled = false;
+    loop {
+        let sig = tokio::select! {
+            status = child.wait() => return (status, signalled),
+            sig = signals.next() => sig,
+        };
+        signalled = true;
+        if let Some(pid) = pid {
+            let _ = kill_process(pid, sig);
         }
-    }
-
-    /// Waits for docker, passing each signal on; whether one came.
-    async fn wait(
-        mut self,
-        child: &mut tokio::process::Child,
-    ) -> (std::io::Result<std::process::ExitStatus>, bool) {
-        use rustix::process::{kill_process, Pid, Signal};
-        let pid = child.id().and_then(|p| Pid::from_raw(i32::try_from(p).ok()?));
-        let mut signalled = false;
-        loop {
-            let sig = tokio::select! {
-                status = child.wait() => return (status, signalled),
-                Some(()) = recv(self.int.as_mut()) => Signal::INT,
-                Some(()) = recv(self.term.as_mut()) => Signal::TERM,
-            };
-            signalled = true;
-            if let Some(pid) = pid {
-                let _ = kill_process(pid, sig);
-            }
-        }
-    }
-}
-
-async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
-    match signal {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -67,7 +67,7 @@ async fn watch(s: &WatchSettings) -> Result<Outcome, Error> {
         seen: VecDeque::new(),
         seen_keys: HashSet::new(),
         pending: Vec::new(),
-        signals: Signals::new(),
+        signals: host::Signals::catch(),
     };
     let mut backoff = Duration::ZERO;
     let mut connected = false;
@@ -121,7 +121,7 @@ struct Watcher {
     seen_keys: HashSet<String>,
     /// Superseded images to remove, each no sooner than its time (ms).
     pending: Vec<(i64, Candidate)>,
-    signals: Signals,
+    signals: host::Signals,
 }
 
 /// One connection.
@@ -195,7 +195,7 @@ impl Watcher {
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {
-                () = self.signals.recv() => return Ok(()),
+                _ = self.signals.next() => return Ok(()),
                 item = stream.next() => match item {
                     Some(ev) => {
                         let ev = with_tags(&live.engine, ev?, !self.labels.is_empty()).await?;
@@ -403,43 +403,4 @@ async fn look(engine: &Engine, id: &str) -> Result<Option<ImageInfo>, Error> {
 
 fn now_ns() -> i64 {
     host::now_ms().saturating_mul(1_000_000)
-}
-
-/// SIGINT and SIGTERM.
-struct Signals {
-    int: Option<tokio::signal::unix::Signal>,
-    term: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn new() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        Signals {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
-        }
-    }
-
-    /// Waits for either signal.
-    async fn recv(&mut self) {
-        tokio::select! {
-            Some(()) = recv(self.int.as_mut()) => {}
-            Some(()) = recv(self.term.as_mut()) => {}
-        }
-    }
-
-    /// Sleeps for `d`; whether a signal came meanwhile.
-    async fn during(&mut self, d: Duration) -> bool {
-        tokio::select! {
-            () = self.recv() => true,
-            () = tokio::time::sleep(d) => false,
-        }
-    }
-}
-
-async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) -> Option<()> {
-    match signal {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
-    }
 }

@@ -850,6 +850,38 @@ pub fn lineages(events: &[Recorded]) -> Vec<Lineage> {
         .collect()
 }
 
+/// The evidence `explain` needs about one image (`[ref:evidence-walk]`), the walk every ledger
+/// backend shares: `rows` are the events naming the image (any order); `left(tag, move)` finds
+/// the first pointer event of `tag` after `move` that leaves the image. Adds to `out` (by log
+/// position) every row, and for each time a tag pointed at the image the event where it left,
+/// looked up once per run of moves to it (a run of cache hits needs one look ahead, not one
+/// each).
+pub fn evidence_walk<E>(
+    mut rows: Vec<Recorded>,
+    out: &mut std::collections::BTreeMap<i64, Recorded>,
+    mut left: impl FnMut(&str, &Recorded) -> Result<Option<Recorded>, E>,
+) -> Result<(), E> {
+    // Tag moves in the order the daemon was observed (`[ref:observed-order]`).
+    rows.sort_by_key(pointer_order);
+    // Per tag, up to where the tag is known to stay on this image.
+    let mut covered: std::collections::HashMap<String, (i64, i64)> =
+        std::collections::HashMap::new();
+    for r in rows {
+        if let (Some(tag), true) = (r.event.tag.as_deref(), r.event.is_pointer()) {
+            if covered.get(tag).is_none_or(|&until| until < pointer_order(&r)) {
+                let next = left(tag, &r)?;
+                let until = next.as_ref().map_or((i64::MAX, i64::MAX), pointer_order);
+                covered.insert(tag.to_string(), until);
+                if let Some(n) = next {
+                    out.insert(n.seq, n);
+                }
+            }
+        }
+        out.insert(r.seq, r);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

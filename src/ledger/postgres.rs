@@ -17,7 +17,7 @@
 //! current state (`tag_state`) moves only to a pointer event observed later
 //! (`[ref:observed-order]`), whatever the commit order of concurrent writers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
@@ -714,29 +714,13 @@ fn evidence(
     ))?;
     let mut out = BTreeMap::new();
     for id in image_ids {
-        let mut rows: Vec<Recorded> =
+        let rows: Vec<Recorded> =
             c.query(&naming, &[id, &engine])?.iter().map(read_row).collect::<Result<_, _>>()?;
-        rows.sort_by_key(crate::core::event::pointer_order);
-        let mut covered: HashMap<String, (i64, i64)> = HashMap::new();
-        for r in rows {
-            if let (Some(tag), true) = (r.event.tag.as_deref(), r.event.is_pointer()) {
-                let at = crate::core::event::pointer_order(&r);
-                if covered.get(tag).is_none_or(|&until| until < at) {
-                    let next = c
-                        .query_opt(&left, &[&tag, &engine, &r.seq, id, &r.event.at_ms])?
-                        .map(|row| read_row(&row))
-                        .transpose()?;
-                    let until = next
-                        .as_ref()
-                        .map_or((i64::MAX, i64::MAX), crate::core::event::pointer_order);
-                    covered.insert(tag.to_string(), until);
-                    if let Some(n) = next {
-                        out.insert(n.seq, n);
-                    }
-                }
-            }
-            out.insert(r.seq, r);
-        }
+        crate::core::event::evidence_walk(rows, &mut out, |tag, r| {
+            c.query_opt(&left, &[&tag, &engine, &r.seq, id, &r.event.at_ms])?
+                .map(|row| read_row(&row))
+                .transpose()
+        })?;
     }
     Ok(out)
 }

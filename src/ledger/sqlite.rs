@@ -7,7 +7,7 @@
 //! failing; the file is created with mode 0600 (it names images and paths); the schema carries a
 //! version (`PRAGMA user_version`) and migrates forward, and a newer schema is a clear error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -273,13 +273,7 @@ impl Store {
         let path = self.path.clone();
         let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let at = events.first().map_or(0, |e| e.at_ms);
-        tx.prepare_cached(
-            "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
-        )
-        .and_then(|mut s| s.execute(params![engine.id, engine.name, engine.endpoint, at]))
-        .map_err(db)?;
+        upsert_engine(&tx, engine, events.first().map_or(0, |e| e.at_ms)).map_err(db)?;
         for e in events {
             insert_event(&tx, None, e).map_err(db)?;
         }
@@ -312,13 +306,7 @@ impl Store {
         let path = self.path.clone();
         let db = |e: rusqlite::Error| LedgerError::Db { path: path.clone(), message: one_line(&e) };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let at = events.first().map_or(0, |e| e.at_ms);
-        tx.prepare_cached(
-            "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
-        )
-        .and_then(|mut s| s.execute(params![engine.id, engine.name, engine.endpoint, at]))
-        .map_err(db)?;
+        upsert_engine(&tx, engine, events.first().map_or(0, |e| e.at_ms)).map_err(db)?;
         let mut added = Vec::new();
         for e in events {
             if !already_recorded(&tx, e).map_err(db)? && insert_event(&tx, None, e).map_err(db)? {
@@ -817,6 +805,16 @@ fn already_recorded(conn: &Connection, e: &Event) -> rusqlite::Result<bool> {
     .exists(params![image, e.engine, e.kind.as_str(), e.at_ms, e.reason_text()])
 }
 
+/// Records `engine` (first seen at `at`), or what is new about it.
+fn upsert_engine(conn: &Connection, engine: &EngineIdentity, at: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO engines (id, name, endpoint, first_seen) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, endpoint = excluded.endpoint",
+    )?
+    .execute(params![engine.id, engine.name, engine.endpoint, at])
+    .map(drop)
+}
+
 /// `false` when an event with that ID is already there.
 fn insert_event(conn: &Connection, uid: Option<&str>, e: &Event) -> rusqlite::Result<bool> {
     let mut insert = conn.prepare_cached(
@@ -891,31 +889,11 @@ fn evidence(
     ))?;
     let mut out = BTreeMap::new();
     for id in image_ids {
-        let mut rows: Vec<Recorded> =
+        let rows: Vec<Recorded> =
             naming.query_map(params![id, engine], read_row)?.collect::<Result<_, _>>()?;
-        // Tag moves in the order the daemon was observed (`[ref:observed-order]`).
-        rows.sort_by_key(crate::core::event::pointer_order);
-        // Per tag, up to where the tag is known to stay on this image (a run of cache hits
-        // needs one look ahead, not one each).
-        let mut covered: HashMap<String, (i64, i64)> = HashMap::new();
-        for r in rows {
-            if let (Some(tag), true) = (r.event.tag.as_deref(), r.event.is_pointer()) {
-                let at = crate::core::event::pointer_order(&r);
-                if covered.get(tag).is_none_or(|&until| until < at) {
-                    let next = left
-                        .query_row(params![tag, engine, r.seq, id, r.event.at_ms], read_row)
-                        .optional()?;
-                    let until = next
-                        .as_ref()
-                        .map_or((i64::MAX, i64::MAX), crate::core::event::pointer_order);
-                    covered.insert(tag.to_string(), until);
-                    if let Some(n) = next {
-                        out.insert(n.seq, n);
-                    }
-                }
-            }
-            out.insert(r.seq, r);
-        }
+        crate::core::event::evidence_walk(rows, &mut out, |tag, r| {
+            left.query_row(params![tag, engine, r.seq, id, r.event.at_ms], read_row).optional()
+        })?;
     }
     Ok(out)
 }
