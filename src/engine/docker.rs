@@ -155,7 +155,11 @@ impl Engine {
     pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         match self.docker.inspect_image(reference).await {
             Ok(img) => Ok(Some(image_info(img))),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(BollardError::DockerResponseServerError { status_code, message })
+                if inspect_gone(status_code, &message) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(api(&format!("inspect {reference}"), &e)),
         }
     }
@@ -271,6 +275,14 @@ fn is_gone(status: u16, message: &str) -> bool {
     status == 404
         || matches!(status, 409 | 500)
             && (message.contains("unrecognized image ID") || message.contains("No such image"))
+}
+
+/// Whether the daemon's answer to an inspect says the image is gone: a 404, or — when another
+/// process is deleting it at that moment — Docker 20.10's 500 `layer does not exist` (the image
+/// store still names the image whose layers the delete has just released; seen on the shared
+/// test daemon while builds were being killed). Either way there is nothing left to decide about.
+fn inspect_gone(status: u16, message: &str) -> bool {
+    status == 404 || status == 500 && message.contains("layer does not exist")
 }
 
 /// A reference as people read it: an image ID shortened, anything else as it is.
@@ -1130,6 +1142,10 @@ mod tests {
 
     #[test]
     fn an_image_removed_meanwhile_is_gone_not_an_error() {
+        assert!(inspect_gone(404, "No such image: sha256:abc"));
+        assert!(inspect_gone(500, "layer does not exist"));
+        assert!(!inspect_gone(500, "something else broke"));
+        assert!(!inspect_gone(409, "layer does not exist"));
         assert!(is_gone(404, "No such image: sha256:abc"));
         assert!(is_gone(409, "unrecognized image ID sha256:abc"));
         assert!(is_gone(500, "unrecognized image ID sha256:abc"));
