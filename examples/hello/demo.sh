@@ -23,5 +23,15 @@ echo
 echo "## 3. the lineage imgguard recorded (build-arg names only, never values)"
 "${imgguard[@]}" history "$tag" | head -n 4
 echo
-echo "## 4. no <none> image was left behind by these builds:"
-docker images --filter "label=org.opencontainers.image.title=imgguard hello example"
+label="org.opencontainers.image.title=imgguard hello example"
+echo "## 4. what is left: the old image's build-cache parent, kept for a 2 s grace (a build"
+echo "##    running beside may still use it), and explained:"
+"${imgguard[@]}" explain --label "$label"
+echo
+echo "## 5. once the grace is over, a prune of this example's images frees it (never forced;"
+echo "##    the next imgguard build would free it too):"
+sleep 2
+"${imgguard[@]}" prune --label "$label" --min-age 0
+echo
+echo "## 6. no <none> image was left behind by these builds:"
+docker images --filter "label=$label"
