@@ -15,6 +15,7 @@ mod build;
 mod cli;
 mod concurrency;
 mod dangling;
+mod demo;
 mod engines;
 mod fleet;
 mod formats;
