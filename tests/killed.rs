@@ -193,4 +193,18 @@ fn sigterm_reaches_docker_and_the_run_is_recorded() {
     }
     let h = t.history(Some(&tag));
     assert_eq!(h[0]["entries"][0]["image_id"], image_id(&tag).unwrap().as_str());
+    // The daemon may commit the interrupted build's image after its client is gone: wait until
+    // the test's images stop changing (at most 5 s), so that the cleanup finds that one too.
+    let filter = format!("label={}", t.label);
+    let count = || crate::support::docker(&["images", "-aq", "--filter", &filter]).lines().count();
+    let (mut last, mut stable) = (count(), 0);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = count();
+        stable = if now == last { stable + 1 } else { 0 };
+        last = now;
+        if stable >= 2 {
+            break;
+        }
+    }
 }
