@@ -22,8 +22,8 @@ pub struct FleetRow {
     /// `<none>` images known to the ledger: images the ledger saw on this engine that no tag
     /// points at now and that were not removed.
     pub nameless: u64,
-    /// Their bytes, where the ledger knows them (the size of the archive they were loaded
-    /// from, else unknown).
+    /// Their bytes, where the ledger knows them (the size recorded with the image's fate, else
+    /// the size of the archive it was loaded from, else unknown).
     pub nameless_bytes: u64,
     /// Of those, the ones the ledger cannot explain: never tagged, never kept for a reason.
     pub unexplained: u64,
@@ -31,6 +31,31 @@ pub struct FleetRow {
     pub removed_recently: u64,
     /// Images kept (with a reason) since the window's start.
     pub kept_recently: u64,
+}
+
+impl FleetRow {
+    /// A row from the five counts a backend's `FLEET_SQL` gives, in its column order: nameless,
+    /// nameless bytes, unexplained, removed and kept since the window's start.
+    pub fn counted(
+        engine: String,
+        name: String,
+        host: String,
+        last_seen_ms: Option<i64>,
+        counts: [i64; 5],
+    ) -> FleetRow {
+        let n = |i: usize| u64::try_from(counts[i]).unwrap_or(0);
+        FleetRow {
+            engine,
+            name,
+            host,
+            last_seen_ms,
+            nameless: n(0),
+            nameless_bytes: n(1),
+            unexplained: n(2),
+            removed_recently: n(3),
+            kept_recently: n(4),
+        }
+    }
 }
 
 /// The row of `engine` from its events (any order; at least the pointer events, `removed` and

@@ -193,11 +193,6 @@ SELECT count(*), CAST(coalesce(sum(sz), 0) AS BIGINT),
 FROM nameless
 ";
 
-/// One engine's fleet row from its events (see [`crate::core::fleet::row`]).
-pub fn fleet_row(engine: &str, events: &[Recorded], since_ms: i64) -> FleetRow {
-    crate::core::fleet::row(engine, events, since_ms)
-}
-
 /// A held prune lock; dropping it releases the lock.
 pub struct PruneLock {
     _held: Box<dyn Send>,

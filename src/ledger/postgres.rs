@@ -411,18 +411,8 @@ impl Store {
             let engine = id.clone();
             let n =
                 self.with(move |c| Ok(c.query_one(super::FLEET_SQL, &[&engine, &since_ms])?))?;
-            let count = |i: usize| u64::try_from(n.get::<_, i64>(i)).unwrap_or(0);
-            rows.push(super::FleetRow {
-                engine: id,
-                name: e.get(1),
-                host: e.get(2),
-                last_seen_ms: Some(e.get(3)),
-                nameless: count(0),
-                nameless_bytes: count(1),
-                unexplained: count(2),
-                removed_recently: count(3),
-                kept_recently: count(4),
-            });
+            let counts: [i64; 5] = std::array::from_fn(|i| n.get(i));
+            rows.push(super::FleetRow::counted(id, e.get(1), e.get(2), Some(e.get(3)), counts));
         }
         Ok(rows)
     }

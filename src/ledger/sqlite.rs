@@ -717,18 +717,7 @@ impl Store {
                     Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
                 })
                 .map_err(|e| self.err(&e))?;
-            let count = |i: usize| u64::try_from(n[i]).unwrap_or(0);
-            rows.push(super::FleetRow {
-                engine: id,
-                name,
-                host: host.clone(),
-                last_seen_ms,
-                nameless: count(0),
-                nameless_bytes: count(1),
-                unexplained: count(2),
-                removed_recently: count(3),
-                kept_recently: count(4),
-            });
+            rows.push(super::FleetRow::counted(id, name, host.clone(), last_seen_ms, n));
         }
         Ok(rows)
     }
