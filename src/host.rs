@@ -188,6 +188,38 @@ pub(crate) fn discard_new_ledger(ledger: Box<dyn Ledger>, made_dir: bool) {
     }
 }
 
+/// The handshake cache ([`crate::engine::handshake`]): `handshakes`, beside the local ledger.
+fn handshake_cache() -> Option<std::path::PathBuf> {
+    Some(ledger::location(&env_var).ok()?.parent()?.join("handshakes"))
+}
+
+/// The handshake cache's text: empty when there is none, or it is not a small regular UTF-8
+/// file (it is only a cache: anything else is a miss, never an error).
+pub(crate) fn remembered_handshakes() -> String {
+    handshake_cache()
+        .and_then(|p| crate::bounded_read::read_regular(&p, 64 * 1024).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+/// Remembers a handshake, best effort, in an existing directory only: the file is written whole
+/// and renamed into place, so a reader never sees half of it. Two commands remembering at once
+/// may lose one's entry, which costs only a `/_ping` later.
+pub(crate) fn remember_handshake(h: &crate::engine::handshake::Handshake) {
+    use std::io::Write as _;
+    let Some(path) = handshake_cache() else { return };
+    let Some(dir) = path.parent().filter(|d| d.is_dir()) else { return };
+    let Some(text) = crate::engine::handshake::remember(&remembered_handshakes(), h) else {
+        return;
+    };
+    let Ok(mut file) = tempfile::Builder::new().prefix(".handshakes").tempfile_in(dir) else {
+        return;
+    };
+    if file.write_all(text.as_bytes()).is_ok() {
+        let _ = file.persist(&path);
+    }
+}
+
 /// RFC 3339 (UTC, milliseconds) for a time in ms since the epoch.
 pub(crate) fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;

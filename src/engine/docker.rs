@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use super::endpoint::Target;
+use super::handshake::{self, Handshake};
 use super::{
     ContainerInfo, Endpoint, EngineError, EngineIdentity, ImageId, ImageInfo, ListedImage, Removal,
 };
@@ -40,6 +41,8 @@ pub struct Engine {
     flavor: Flavor,
     /// What says the daemon is still the one it was (see [`Engine::stamp`]).
     stamp: Option<String>,
+    /// The handshake learnt by `/_ping` while connecting, when one was made.
+    fresh: Option<Handshake>,
 }
 
 /// The kinds of engine that speak the Docker API and differ in ways the adapter hides.
@@ -59,6 +62,18 @@ impl Engine {
     /// calls `/version`, which costs 15 ms on Docker 20.10 (it asks containerd and runc for
     /// theirs), and remains the fallback.
     pub async fn connect(endpoint: Endpoint) -> Result<Engine, EngineError> {
+        Engine::connect_remembering(endpoint, "", 0).await
+    }
+
+    /// [`Engine::connect`], skipping `/_ping` on a Unix socket when `remembered` (the text of
+    /// the handshake cache, [`super::handshake`]) holds a recent handshake of this endpoint
+    /// under the daemon's current stamp. A handshake learnt by pinging is then
+    /// [`Engine::fresh_handshake`], for the caller to remember.
+    pub async fn connect_remembering(
+        endpoint: Endpoint,
+        remembered: &str,
+        now_ms: i64,
+    ) -> Result<Engine, EngineError> {
         let unreachable =
             |message: String| EngineError::Unreachable { endpoint: endpoint.host.clone(), message };
         let host = endpoint.host.as_str();
@@ -67,12 +82,32 @@ impl Engine {
                 if !path.exists() {
                     return Err(unreachable("socket not found".into()));
                 }
-                match ping(&path).await {
-                    Ok(Ping { version: Some(v), flavor, stamp }) => {
-                        let v = if v < *API_DEFAULT_VERSION { v } else { *API_DEFAULT_VERSION };
+                let (stream, stamp) =
+                    stamped(&path).await.map_err(|e| unreachable(e.to_string()))?;
+                let known =
+                    stamp.as_deref().and_then(|s| handshake::lookup(remembered, host, s, now_ms));
+                if let Some(known) = known {
+                    drop(stream);
+                    let (major_version, minor_version) = known.api_version;
+                    let v = at_most_ours(ClientVersion { major_version, minor_version });
+                    let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
+                        .map_err(|e| unreachable(one_line(&e)))?;
+                    let flavor = known.flavor;
+                    return Ok(Engine { docker, endpoint, flavor, stamp, fresh: None });
+                }
+                match ping(stream).await {
+                    Ok(Ping { version: Some(v), flavor }) => {
+                        let fresh = stamp.clone().map(|stamp| Handshake {
+                            endpoint: host.to_string(),
+                            stamp,
+                            api_version: (v.major_version, v.minor_version),
+                            flavor,
+                            at_ms: now_ms,
+                        });
+                        let v = at_most_ours(v);
                         let docker = Docker::connect_with_unix(host, TIMEOUT_SECS, &v)
                             .map_err(|e| unreachable(one_line(&e)))?;
-                        return Ok(Engine { docker, endpoint, flavor, stamp });
+                        return Ok(Engine { docker, endpoint, flavor, stamp, fresh });
                     }
                     Ok(Ping { version: None, .. }) => {
                         Docker::connect_with_unix(host, TIMEOUT_SECS, API_DEFAULT_VERSION)
@@ -113,7 +148,13 @@ impl Engine {
         let version = docker.version().await.map_err(|e| connect_error(&endpoint, &e))?;
         let flavor =
             flavor_of_components(version.components.iter().flatten().map(|c| c.name.as_str()));
-        Ok(Engine { docker, endpoint, flavor, stamp: None })
+        Ok(Engine { docker, endpoint, flavor, stamp: None, fresh: None })
+    }
+
+    /// The handshake `/_ping` taught while connecting (none when a remembered one was used, or
+    /// off a Unix socket): worth remembering ([`super::handshake::remember`]).
+    pub fn fresh_handshake(&self) -> Option<&Handshake> {
+        self.fresh.as_ref()
     }
 
     /// The endpoint this engine talks to.
@@ -451,20 +492,24 @@ struct Ping {
     /// The `Api-Version` header; `None` when absent (then bollard negotiates).
     version: Option<ClientVersion>,
     flavor: Flavor,
-    /// The daemon's stamp (see [`Engine::stamp`]).
-    stamp: Option<String>,
 }
 
-/// `HEAD /_ping` over the socket: the daemon's API version and kind, from the headers, and its
-/// stamp. An error means nothing answers.
-async fn ping(path: &Path) -> std::io::Result<Ping> {
+/// A connection to the socket and the daemon's stamp (see [`Engine::stamp`]), read from the
+/// connection (the PID answering) and the socket file. An error means nothing listens.
+async fn stamped(path: &Path) -> std::io::Result<(tokio::net::UnixStream, Option<String>)> {
     use std::os::unix::fs::MetadataExt;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::UnixStream::connect(path).await?;
+    let stream = tokio::net::UnixStream::connect(path).await?;
     let pid = stream.peer_cred().ok().and_then(|c| c.pid());
     let stamp = std::fs::metadata(path).ok().map(|m| {
         format!("{}:{}:{}.{}:{}", m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), pid.unwrap_or(0))
     });
+    Ok((stream, stamp))
+}
+
+/// `HEAD /_ping` over the connection: the daemon's API version and kind, from the headers. An
+/// error means nothing answers.
+async fn ping(mut stream: tokio::net::UnixStream) -> std::io::Result<Ping> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await?;
     let mut buf = Vec::with_capacity(1024);
     let read = tokio::time::timeout(
@@ -476,7 +521,7 @@ async fn ping(path: &Path) -> std::io::Result<Ping> {
         return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to /_ping"));
     }
     let head = String::from_utf8_lossy(&buf);
-    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head), stamp })
+    Ok(Ping { version: parse_api_version(&head), flavor: flavor_of_ping(&head) })
 }
 
 /// Podman's API service answers `/_ping` with `Libpod-Api-Version`; dockerd does not.
@@ -742,6 +787,15 @@ fn header<'a>(head: &'a str, wanted: &str) -> Option<&'a str> {
         let (name, value) = l.split_once(':')?;
         name.trim().eq_ignore_ascii_case(wanted).then(|| value.trim())
     })
+}
+
+/// The daemon's API version, or bollard's when the daemon speaks a newer one.
+fn at_most_ours(v: ClientVersion) -> ClientVersion {
+    if v < *API_DEFAULT_VERSION {
+        v
+    } else {
+        *API_DEFAULT_VERSION
+    }
 }
 
 /// Reads `Api-Version: 1.41` out of an HTTP response head.

@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod endpoint;
+pub mod handshake;
 
 pub use docker::{Engine, Flavor, ImageStore};
 pub use endpoint::Endpoint;

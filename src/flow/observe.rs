@@ -15,10 +15,20 @@ use crate::error::Error;
 use crate::host::{imgguard_alive, now_ms, trace};
 use crate::ledger::Ledger;
 
-/// Resolves the endpoint as the docker CLI would and connects to it.
+/// Resolves the endpoint as the docker CLI would and connects to it, with the handshake the
+/// cache remembers for it (no `/_ping` when the daemon's stamp is unchanged).
 pub async fn connect() -> Result<Engine, Error> {
     let endpoint = endpoint::resolve_from_env()?;
-    Ok(Engine::connect(endpoint).await?)
+    let remembered = crate::host::remembered_handshakes();
+    Ok(Engine::connect_remembering(endpoint, &remembered, now_ms()).await?)
+}
+
+/// Remembers the handshake connecting learnt, if it made one, for the next command. Called by
+/// commands that record, once their ledger exists (a command that creates nothing keeps to that).
+pub fn remember_handshake(engine: &Engine) {
+    if let Some(h) = engine.fresh_handshake() {
+        crate::host::remember_handshake(h);
+    }
 }
 
 /// How long a remembered engine identity is trusted, even under the same stamp.
