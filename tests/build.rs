@@ -453,3 +453,128 @@ fn an_image_not_in_the_daemon_is_recorded_and_removes_nothing() {
     assert_eq!(last.image_id.as_deref(), Some(fake.as_str()));
     assert_eq!(t.states(&tag)[0].1, "current");
 }
+
+/// A Unix-socket proxy to the daemon that writes down the head of the first request of every
+/// connection: who asked `/_ping`, and what else was asked.
+struct RecordingProxy {
+    path: std::path::PathBuf,
+    heads: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl RecordingProxy {
+    fn start() -> RecordingProxy {
+        use std::io::{Read as _, Write as _};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let Ok(mut daemon) = UnixStream::connect(crate::support::daemon_socket())
+                    else {
+                        return;
+                    };
+                    let (mut back, mut front) =
+                        (daemon.try_clone().unwrap(), client.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut back, &mut front);
+                        let _ = front.shutdown(std::net::Shutdown::Both);
+                    });
+                    let mut head = Vec::new();
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut recorded = false;
+                    while let Ok(n) = client.read(&mut buf) {
+                        if n == 0 || daemon.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        if !recorded {
+                            head.extend_from_slice(&buf[..n]);
+                            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let text = String::from_utf8_lossy(&head[..end]).into_owned();
+                                seen.lock().unwrap().push(text);
+                                recorded = true;
+                            }
+                        }
+                    }
+                    let _ = daemon.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        RecordingProxy { path, heads, _dir: dir }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+
+    /// The request heads recorded so far that imgguard sent (the docker CLI's carry its
+    /// `Docker-Client` user agent), emptying the record.
+    fn take_imgguards(&self) -> Vec<String> {
+        let heads = std::mem::take(&mut *self.heads.lock().unwrap());
+        heads.into_iter().filter(|h| !h.contains("Docker-Client")).collect()
+    }
+}
+
+/// `imgguard build` learns the daemon's API version and kind from `/_ping` and remembers them
+/// under the daemon's stamp, beside an existing ledger: the next build goes without the ping,
+/// unless the stamp changed. A broken or hostile cache is a miss, never an error.
+#[test]
+fn a_build_remembers_the_handshake_and_the_next_skips_the_ping() {
+    let t = DockerTest::new("handshake");
+    let tag = t.tag("hs:v1");
+    let proxy = RecordingProxy::start();
+    let cache = t.home.path().join("handshakes");
+    let build =
+        || t.test().env("DOCKER_HOST", proxy.host()).args(["build", "-q", "-t", &tag, "."]).run();
+    let pings = |heads: &[String]| heads.iter().filter(|h| h.starts_with("HEAD /_ping")).count();
+
+    // A fresh home: the ping is made, and nothing is written beside the new ledger.
+    build().status(0);
+    let heads = proxy.take_imgguards();
+    assert_eq!(pings(&heads), 1, "{heads:#?}");
+    assert!(!cache.exists(), "the first build of a fresh home remembers nothing");
+
+    // An existing ledger: pinged once more, and remembered.
+    build().status(0);
+    assert_eq!(pings(&proxy.take_imgguards()), 1);
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let flavor = match crate::support::engine() {
+        crate::support::EngineKind::Docker => "docker",
+        crate::support::EngineKind::Podman => "podman",
+    };
+    let fields: Vec<&str> = text.trim_end().split('\t').collect();
+    assert_eq!(fields.len(), 6, "{text:?}");
+    assert_eq!((fields[0], fields[1], fields[4]), ("handshake1", proxy.host().as_str(), flavor));
+
+    // Remembered: no ping, and nothing rewritten.
+    build().status(0);
+    let heads = proxy.take_imgguards();
+    assert_eq!(pings(&heads), 0, "{heads:#?}");
+    assert!(heads.iter().any(|h| h.contains(&format!("/images/{tag}/json"))), "{heads:#?}");
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), text, "a hit rewrites nothing");
+
+    // Under another stamp (as after a daemon restart): pinged, and remembered anew.
+    std::fs::write(&cache, text.replacen(fields[2], "1:2:3.4:5", 1)).unwrap();
+    build().status(0);
+    assert_eq!(pings(&proxy.take_imgguards()), 1);
+    assert_eq!(std::fs::read_to_string(&cache).unwrap().split('\t').nth(2), Some(fields[2]));
+
+    // Garbage is a miss: pinged, and the file is written anew.
+    std::fs::write(&cache, b"\xff\xfe not a cache \0\n").unwrap();
+    build().status(0);
+    assert_eq!(pings(&proxy.take_imgguards()), 1);
+    assert!(std::fs::read_to_string(&cache).unwrap().starts_with("handshake1\t"));
+
+    // A FIFO in its place is neither waited on nor an error.
+    std::fs::remove_file(&cache).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&cache).status().unwrap();
+    assert!(made.success());
+    build().status(0);
+    assert_eq!(pings(&proxy.take_imgguards()), 1);
+}

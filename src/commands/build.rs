@@ -29,7 +29,13 @@ use crate::ui::{self, github};
 
 /// Runs the command.
 pub fn run(settings: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
-    host::runtime()?.block_on(build(settings, cwd))
+    let runtime = host::runtime()?;
+    let outcome = runtime.block_on(build(settings, cwd));
+    // Its blocking threads (ledger open, git state, Dockerfile hash) are done: the process ends
+    // without waiting for them to wind down.
+    runtime.shutdown_background();
+    trace("runtime shut down");
+    outcome
 }
 
 async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
@@ -39,9 +45,22 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     let signals = host::Signals::catch();
     host::clean_stale_build_dirs();
     let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
-    let mut run = observe_before(&tags).await?;
-    run.record_intent()?;
-    let built = run_docker(&run, signals, &s.docker_args, &s.parsed, cwd, &tags).await?;
+    // Before docker runs, so that a ledger that cannot be used stops the build (exit 2) before
+    // it changes anything; a new one is made only once the daemon has answered.
+    let existing = host::existing_ledger()?;
+    trace("ledger open");
+    let engine = observe::connect().await?;
+    trace("connected");
+    let mut started = Started::docker(&engine, &s.docker_args, &s.parsed, cwd)?;
+    // `[ref:intent-first]` The tags are looked at and the intent recorded while docker starts.
+    let mut run = match begin(engine, existing, &tags).await {
+        Ok(run) => run,
+        Err(e) => {
+            let _ = wait_passing_signals(signals, &mut started.child).await;
+            return Err(e);
+        }
+    };
+    let built = while_docker(&run, signals, started, &s.parsed, &tags).await?;
     let Built { known, pending, dead, facts, iid, status, signalled } = built;
     if !status.success() {
         return ended_early(run, &tags, &facts, status, signalled).await;
@@ -190,9 +209,18 @@ struct Run {
 }
 
 impl Run {
-    /// `[tag:intent-first]` Records, in a transaction of its own before docker runs, what this
-    /// run is about to do: each tag with where it points. A later command that finds the run
-    /// never ended (imgguard killed) can tell what docker did meanwhile.
+    /// `[tag:intent-first]` Records, in a transaction of its own before docker can move a tag,
+    /// what this run is about to do: each tag with where it points. A later command that finds
+    /// the run never ended (imgguard killed) can tell what docker did meanwhile.
+    ///
+    /// The tags are inspected and the intent committed just after `docker build` is started,
+    /// while the docker CLI loads, reaches the daemon and sends the context: both take ~1 ms,
+    /// and the earliest a tag can move is an order of magnitude later (a fully cached build of
+    /// a one-file context ends 40-50 ms after it is started on a 2-core machine, and the docker
+    /// CLI alone needs over 10 ms to start). Done before docker was started, they were 1-1.5 ms
+    /// of the time imgguard adds to every build. The trade-off: imgguard killed (SIGKILL) in
+    /// that millisecond leaves a docker that builds with no intent recorded, and its move is
+    /// later recorded as one made outside imgguard — as for a plain `docker build`.
     fn record_intent(&mut self) -> Result<(), Error> {
         let mut intent = Record::new(&self.identity, self.start);
         for (tag, before) in self.tags_before() {
@@ -266,20 +294,18 @@ async fn free_deferred(
     Ok(())
 }
 
-/// Where each tag points before the build (404 = nowhere) and who the daemon is. An existing
-/// ledger is opened meanwhile; a new one only once the daemon has answered, so that a failed
-/// call creates nothing.
-async fn observe_before(tags: &[String]) -> Result<Run, Error> {
+/// Where each tag points before docker can move it (404 = nowhere), who the daemon is, and the
+/// run's intent recorded (`[ref:intent-first]`), in the `existing` ledger or, once the daemon
+/// has answered, a new one (so that a failed call creates nothing).
+async fn begin(
+    engine: Engine,
+    existing: Option<Box<dyn Ledger>>,
+    tags: &[String],
+) -> Result<Run, Error> {
     let start = host::now_ms();
-    let (existing, observed) = tokio::join!(blocking(host::existing_ledger), async {
-        let engine = observe::connect().await?;
-        trace("connected");
-        let before = observe::image_ids(&engine, tags).await?;
-        trace("tags inspected before");
-        Ok::<_, Error>((engine, before))
-    });
-    let (engine, before) = observed?;
-    let (mut ledger, fresh, made_dir) = match existing? {
+    let before = observe::image_ids(&engine, tags).await?;
+    trace("tags inspected before");
+    let (mut ledger, fresh, made_dir) = match existing {
         Some(l) => (l, false, false),
         None => {
             let place = crate::ledger::location(&host::env_var)?;
@@ -287,12 +313,45 @@ async fn observe_before(tags: &[String]) -> Result<Run, Error> {
             (host::ledger()?, true, made_dir)
         }
     };
-    trace("ledger open");
     // Remembered per endpoint: no `docker info` on the build's critical path once known.
     let identity = observe::identity(&engine, ledger.as_mut(), start).await?;
     trace("engine identity read");
     let name = event::run_name(std::process::id(), start);
-    Ok(Run { engine, identity, before, ledger, name, start, fresh, made_dir, tags: tags.to_vec() })
+    let tags = tags.to_vec();
+    let mut run = Run { engine, identity, before, ledger, name, start, fresh, made_dir, tags };
+    run.record_intent()?;
+    // Not into a directory this run made: a failed first build leaves nothing behind.
+    if !run.fresh {
+        observe::remember_handshake(&run.engine);
+    }
+    Ok(run)
+}
+
+/// `docker build` started, with what is to be read while it runs.
+struct Started {
+    child: tokio::process::Child,
+    iid: IidFile,
+    /// The Dockerfile, when it is a local file.
+    dockerfile: Option<PathBuf>,
+    /// Where to read the git state: the local context, else the working directory.
+    git_dir: PathBuf,
+}
+
+impl Started {
+    fn docker(
+        engine: &Engine,
+        raw: &[OsString],
+        parsed: &BuildArgs,
+        cwd: &Path,
+    ) -> Result<Started, Error> {
+        let iid = IidFile::new(parsed.iidfile.as_deref())?;
+        let context_dir = local_context(parsed.context.as_deref(), cwd);
+        let dockerfile = dockerfile_path(parsed, context_dir.as_deref(), cwd);
+        let child = docker_build(engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
+        trace("docker build started");
+        let git_dir = context_dir.unwrap_or_else(|| cwd.to_path_buf());
+        Ok(Started { child, iid, dockerfile, git_dir })
+    }
 }
 
 /// What docker did, with the facts gathered meanwhile.
@@ -309,23 +368,17 @@ struct Built {
     signalled: bool,
 }
 
-/// Runs `docker build` against the same endpoint — passing SIGINT and SIGTERM on to it — and
-/// meanwhile reads the ledger's view of the tags, the deferred removals, the runs that never
-/// ended, the git state and the Dockerfile's hash.
-async fn run_docker(
+/// Waits for `docker build` — passing SIGINT and SIGTERM on to it — and meanwhile reads the
+/// ledger's view of the tags, the deferred removals, the runs that never ended, the git state and
+/// the Dockerfile's hash.
+async fn while_docker(
     run: &Run,
     signals: host::Signals,
-    raw: &[OsString],
+    started: Started,
     parsed: &BuildArgs,
-    cwd: &Path,
     tags: &[String],
 ) -> Result<Built, Error> {
-    let iid = IidFile::new(parsed.iidfile.as_deref())?;
-    let context_dir = local_context(parsed.context.as_deref(), cwd);
-    let dockerfile = dockerfile_path(parsed, context_dir.as_deref(), cwd);
-    let mut child = docker_build(&run.engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
-    trace("docker build started");
-    let git_dir = context_dir.unwrap_or_else(|| cwd.to_path_buf());
+    let Started { mut child, iid, dockerfile, git_dir } = started;
     let id = run.identity.id.as_str();
     let ledger = run.ledger.as_ref();
     let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
