@@ -47,7 +47,7 @@ pub fn lookup(text: &str, endpoint: &str, stamp: &str, now_ms: i64) -> Option<Ha
 }
 
 /// The file's new content: `new` first, then the other endpoints' entries (at most
-/// [`MAX_ENTRIES`] in all). `None` when `new` cannot be written as one line.
+/// sixteen in all). `None` when `new` cannot be written as one line.
 pub fn remember(text: &str, new: &Handshake) -> Option<String> {
     let fields = [new.endpoint.as_str(), new.stamp.as_str()];
     if fields.iter().any(|f| f.is_empty() || f.contains(['\t', '\n', '\r'])) {
