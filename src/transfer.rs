@@ -2,9 +2,10 @@
 //! archive's `manifest.json` off a file.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::core::archive::{self, scan::Scanner, ArchiveImage};
@@ -54,6 +55,23 @@ impl<W: Write> Write for BigWrites<W> {
         }
         self.inner.flush()
     }
+}
+
+/// Writes every chunk, in as few `writev` calls as the writer takes (no copy into one buffer).
+/// Hand-written: std's `Write::write_all_vectored` is not stable yet; this is its loop.
+pub fn write_all_vectored(w: &mut impl Write, chunks: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|b| IoSlice::new(b)).collect();
+    let mut left = &mut slices[..];
+    IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match w.write_vectored(left) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Counts and hashes what passes through to the inner writer.
@@ -189,6 +207,30 @@ mod tests {
         let (last, rest) = sizes.split_last().unwrap();
         assert!(rest.iter().all(|s| *s == CHUNK), "{sizes:?}");
         assert_eq!(rest.iter().sum::<usize>() + last, 4_000_000);
+    }
+
+    #[test]
+    fn vectored_writes_survive_short_writes() {
+        // Takes at most 5 bytes of the first slice per call: every short write is resumed.
+        struct Short(Vec<u8>);
+        impl Write for Short {
+            fn write(&mut self, d: &[u8]) -> io::Result<usize> {
+                let n = d.len().min(5);
+                self.0.extend_from_slice(&d[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let chunks: Vec<Bytes> =
+            ["", "abcdefgh", "", "ij", "klmnopqrstu"].iter().map(|s| Bytes::from(*s)).collect();
+        let mut w = Short(Vec::new());
+        write_all_vectored(&mut w, &chunks).unwrap();
+        assert_eq!(w.0, b"abcdefghijklmnopqrstu");
+        let mut full = Vec::new();
+        write_all_vectored(&mut full, &chunks).unwrap();
+        assert_eq!(full, b"abcdefghijklmnopqrstu");
     }
 
     #[test]

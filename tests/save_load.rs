@@ -301,6 +301,8 @@ fn gzip_round_trip_and_pipes() {
     let bytes = std::fs::read(&gz).unwrap();
     assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
     assert_eq!(manifest(&gz), [(id.clone(), vec![tag.clone()])]);
+    // The sha256 recorded is the file's: of the compressed bytes, not of the stream received.
+    assert_eq!(kinds(&t, "save").last().unwrap().4, Some(sha256_file(&gz)));
     docker(&["rmi", &tag]);
     // Podman 4.3's API loads no gzip archive (imgguard load unpacks it on the way for Podman).
     if crate::support::engine() == crate::support::EngineKind::Docker {
@@ -317,6 +319,7 @@ fn gzip_round_trip_and_pipes() {
     let plain = dir.path().join("stdout.tar");
     std::fs::write(&plain, &out.stdout).unwrap();
     assert_eq!(manifest(&plain), [(id.clone(), vec![tag.clone()])]);
+    assert_eq!(kinds(&t, "save").last().unwrap().4, Some(sha256_file(&plain)));
     docker(&["rmi", &tag]);
     let mut child = t.cmd(&["load"]).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(&out.stdout).unwrap();

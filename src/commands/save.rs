@@ -4,13 +4,14 @@
 //!
 //! Flow: classify the operands (pure) → ask the daemon and the ledger what each names →
 //! plan (pure: refuse, or what the archive must hold) → stream the export to a temporary file
-//! beside the target (a writer thread: large writes, sha256 and the tar check as the bytes pass)
+//! beside the target (a writer thread: large writes; a checker thread: sha256 and the tar check as
+//! the bytes pass)
 //! → check → fsync → rename into place (mode 0600) → record in one transaction.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -26,7 +27,7 @@ use crate::flow::{observe, record::Record};
 use crate::host;
 use crate::ledger::Ledger;
 use crate::settings::SaveSettings;
-use crate::transfer::{BigWrites, Hashing};
+use crate::transfer::{write_all_vectored, BigWrites, Hashing};
 use crate::ui::{self, Progress};
 
 /// Runs the command.
@@ -314,20 +315,38 @@ enum StreamError {
     Other(Error),
 }
 
-/// Moves the daemon's export through a writer thread: the async side only receives, the thread
-/// writes (large writes), hashes and checks the tar structure, so the network and the disk work
-/// at once. The channel is bounded: memory stays constant whatever the image size.
+/// The export's chunks (hyper hands them over as the daemon sends them, ~32 KiB each), gathered
+/// into batches of about [`BATCH`] bytes: the unit the receiving side hands to the writer and the
+/// checker threads, shared between both without a copy.
+type Batch = Arc<[Bytes]>;
+
+/// Bytes per batch. Measured at 1 GiB with 64 KiB to 1 MiB batches and one to four queued: the
+/// same time within the noise, peak RSS from 13.4 to 18.7 MiB; 128 KiB with two queued per
+/// thread kept it at 14 MiB (the save before the checker thread: 13.9 MiB).
+const BATCH: usize = 128 << 10;
+
+/// Moves the daemon's export through two threads: the writer writes each batch (one `writev`, no
+/// copy), the checker hashes it and checks the tar structure, so the network, the disk and the
+/// sha256 work at once and the sha256 is not in the writer's way (measured: writing 1 GiB costs
+/// ~1.3 s of system time here, the sha256 ~0.45 s more when done in turn). The channels are
+/// bounded: memory stays constant whatever the image size.
 async fn stream(
     engine: &Engine,
     names: &[String],
     sink: Sink,
     bar: &indicatif::ProgressBar,
 ) -> Result<(Written, Vec<u8>), StreamError> {
-    let (tx, rx) = mpsc::sync_channel::<Bytes>(8);
-    let writer = std::thread::spawn(move || write_all(&rx, sink));
+    // A gzip archive's sha256 is that of the compressed bytes: its writer hashes what it writes.
+    let hash_input = !matches!(sink, Sink::File { gzip: true, .. });
+    let (to_writer, writer_rx) = mpsc::sync_channel::<Batch>(2);
+    let (to_checker, checker_rx) = mpsc::sync_channel::<Batch>(2);
+    let writer = std::thread::spawn(move || write_batches(&writer_rx, sink));
+    let checker = std::thread::spawn(move || check_batches(&checker_rx, hash_input));
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut export = engine.export(&refs);
     let mut failure = None;
+    let mut batch = Vec::new();
+    let mut batched = 0;
     // Ctrl-C ends the save like any other failure: the temporary file is removed on the way out.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -339,96 +358,115 @@ async fn stream(
                 break;
             }
         };
-        let Some(chunk) = chunk else { break };
-        match chunk {
-            Ok(bytes) => {
+        let last = match chunk {
+            Some(Ok(bytes)) => {
                 bar.inc(bytes.len() as u64);
-                // The writer stopped (a write failed): its error is the one to report.
-                if tx.send(bytes).is_err() {
-                    break;
-                }
+                batched += bytes.len();
+                batch.push(bytes);
+                false
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 failure = Some(StreamError::Other(e.into()));
                 break;
             }
+            None => true,
+        };
+        if batched >= BATCH || batch.len() >= 1024 || (last && !batch.is_empty()) {
+            let b: Batch = std::mem::take(&mut batch).into();
+            batched = 0;
+            // The writer stopped (a write failed): its error is the one to report.
+            if to_writer.send(Arc::clone(&b)).is_err() || to_checker.send(b).is_err() {
+                break;
+            }
+        }
+        if last {
+            break;
         }
     }
-    drop(tx);
-    let result = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+    drop((to_writer, to_checker));
+    let written = writer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+    let (hashed, manifest) = checker.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
     if let Some(f) = failure {
         return Err(f);
     }
-    match result {
-        Ok((written, Ok(manifest))) => Ok((written, manifest)),
-        Ok((_, Err(scan))) => Err(StreamError::Other(Error::Other(format!(
-            "the daemon's archive is not usable: {scan}"
-        )))),
-        Err(e) => Err(StreamError::Io(e)),
-    }
+    let (sha256, size) = written.map_err(StreamError::Io)?.or(hashed).unwrap_or_default();
+    let manifest = manifest.map_err(|scan| {
+        StreamError::Other(Error::Other(format!("the daemon's archive is not usable: {scan}")))
+    })?;
+    Ok((Written { size, sha256 }, manifest))
 }
 
-type Scanned = (Written, Result<Vec<u8>, archive::scan::ScanError>);
+/// The sha256 and size of the stream (when the checker hashed it), and its `manifest.json`.
+type Checked = (Option<(String, u64)>, Result<Vec<u8>, archive::scan::ScanError>);
 
-fn write_all(rx: &mpsc::Receiver<Bytes>, sink: Sink) -> io::Result<Scanned> {
+/// The checker thread: the tar check of the whole stream, and its sha256 and size when the
+/// archive is the stream as received (not gzip).
+fn check_batches(rx: &mpsc::Receiver<Batch>, hash: bool) -> Checked {
     let mut scanner = Scanner::new();
     let mut scan_error = None;
-    let mut feed = |scanner: &mut Scanner, b: &[u8]| {
-        if scan_error.is_none() {
-            if let Err(e) = scanner.feed(b) {
-                scan_error = Some(e);
+    let mut hashing = Hashing::new(io::sink());
+    for batch in rx {
+        for b in batch.iter() {
+            if scan_error.is_none() {
+                if let Err(e) = scanner.feed(b) {
+                    scan_error = Some(e);
+                }
+            }
+            if hash {
+                // A sink never fails.
+                let _ = hashing.write_all(b);
             }
         }
+    }
+    let (_, sha, size) = hashing.finish();
+    let manifest = match scan_error {
+        Some(e) => Err(e),
+        None => scanner.finish(),
     };
-    let (sha256, size) = match sink {
-        Sink::File { file, gzip: false } => {
+    (hash.then_some((sha, size)), manifest)
+}
+
+/// The writer thread. A gzip archive's sha256 and size are of what is written, so they come
+/// from here.
+fn write_batches(rx: &mpsc::Receiver<Batch>, sink: Sink) -> io::Result<Option<(String, u64)>> {
+    match sink {
+        Sink::File { mut file, gzip: false } => {
             let mut syncer = Syncer::start(&file)?;
-            let mut w = Hashing::new(BigWrites::new(file));
-            for b in rx {
-                feed(&mut scanner, &b);
-                w.write_all(&b)?;
-                syncer.wrote(b.len());
+            for batch in rx {
+                write_all_vectored(&mut file, &batch)?;
+                syncer.wrote(batch.iter().map(Bytes::len).sum());
             }
             syncer.stop();
-            w.flush()?;
-            let (inner, sha, size) = w.finish();
-            inner.into_inner()?;
-            (sha, size)
+            Ok(None)
         }
         Sink::File { file, gzip: true } => {
             let level = flate2::Compression::fast();
             let mut syncer = Syncer::start(&file)?;
             let mut w = flate2::write::GzEncoder::new(Hashing::new(BigWrites::new(file)), level);
-            for b in rx {
-                feed(&mut scanner, &b);
-                w.write_all(&b)?;
-                syncer.wrote(b.len());
+            for batch in rx {
+                for b in batch.iter() {
+                    w.write_all(b)?;
+                    syncer.wrote(b.len());
+                }
             }
             syncer.stop();
             let mut h = w.finish()?;
             h.flush()?;
             let (inner, sha, size) = h.finish();
             inner.into_inner()?;
-            (sha, size)
+            Ok(Some((sha, size)))
         }
         Sink::Stdout => {
-            let out = io::stdout().lock();
-            let mut w = Hashing::new(BigWrites::new(out));
-            for b in rx {
-                feed(&mut scanner, &b);
-                w.write_all(&b)?;
+            let mut w = BigWrites::new(io::stdout().lock());
+            for batch in rx {
+                for b in batch.iter() {
+                    w.write_all(b)?;
+                }
             }
-            w.flush()?;
-            let (inner, sha, size) = w.finish();
-            drop(inner.into_inner()?);
-            (sha, size)
+            drop(w.into_inner()?);
+            Ok(None)
         }
-    };
-    let manifest = match scan_error {
-        Some(e) => Err(e),
-        None => scanner.finish(),
-    };
-    Ok((Written { size, sha256 }, manifest))
+    }
 }
 
 /// Bytes between two writeback starts.
