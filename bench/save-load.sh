@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # imgguard save/load vs docker save -o/load -i on FROM scratch images of random data: median wall
-# time (hyperfine) and the ratio, and peak RSS (/usr/bin/time -v) of each, per image size. Run by
-# hand; not part of the tests. Targets: ratio <= 1.0, imgguard peak RSS <= 16 MiB at every size.
+# time (saves interleaved round by round, loads with hyperfine) and the ratio, and peak RSS
+# (/usr/bin/time -v) of each, per image size. Run by hand; not part of the tests. Targets: ratio <= 1.0, imgguard peak RSS <= 16 MiB at every size.
 #
 #   bash bench/save-load.sh [SIZE_MIB…]      (default: 10 1024 2048)
-#   RUNS=5 bash bench/save-load.sh 1024      (hyperfine runs per command; default 3)
+#   RUNS=5 bash bench/save-load.sh 1024      (runs per command; default 3)
 #
 # Needs hyperfine and GNU time (`apt-get install -y hyperfine time`), and free space in /tmp of
 # about three times the largest size. Everything it makes (files under one mktemp directory,
@@ -54,15 +54,39 @@ for mib in "${sizes[@]}"; do
   # Each save starts with no archive there: replacing the last run's 1 GiB file is not what is
   # measured (it costs the replacer the old file's blocks, and imgguard's old file is on disk
   # while docker's may still be in the page cache: measured 5.2-5.6 s against 4.2 s with it).
-  fresh="rm -f $d_out $i_out"
-  hyperfine -N --warmup 1 --runs "$runs" --prepare "$fresh" --export-json "$work/ds.json" \
-    "docker save -o $d_out $tag" >/dev/null 2>&1
-  hyperfine -N --warmup 1 --runs "$runs" --prepare "$fresh" --export-json "$work/is.json" \
-    "$bin save -o $i_out $tag" >/dev/null 2>&1
-  # The durable equivalent of what imgguard does (its archive is on disk before it is renamed
-  # into place): docker save -o, then fsync the file.
-  hyperfine --warmup 1 --runs "$runs" --prepare "$fresh" --export-json "$work/dss.json" \
-    "docker save -o $d_out $tag && sync $d_out" >/dev/null 2>&1
+  # The three saves run interleaved, in an order that rotates each round, after one warm-up
+  # round: run one after the other (all of docker's, then all of imgguard's), a machine that
+  # drifts (the same docker save took 9.2 s in the first group and 8.6 s in the third) gives the
+  # later group an edge of the size of the differences measured. The durable equivalent of what
+  # imgguard does (its archive is on disk before it is renamed into place) is `docker save -o`
+  # and then an fsync of the file.
+  declare -A took=([ds]="" [dss]="" [is]="")
+  one() {
+    rm -f "$d_out" "$i_out"
+    sync
+    local start end
+    start=$(date +%s%N)
+    case $1 in
+      ds) docker save -o "$d_out" "$tag" || exit 1 ;;
+      dss) { docker save -o "$d_out" "$tag" && sync "$d_out"; } || exit 1 ;;
+      is) "$bin" save -o "$i_out" "$tag" 2>/dev/null || exit 1 ;;
+    esac
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000000))
+  }
+  orders=("ds dss is" "dss is ds" "is ds dss")
+  for round in $(seq 0 "$runs"); do
+    for what in ${orders[$((round % 3))]}; do
+      t=$(one "$what")
+      [ "$round" -eq 0 ] || took[$what]+="$t "
+    done
+  done
+  for what in ds dss is; do
+    python3 -c 'import json, statistics, sys
+ms = [int(x) for x in sys.argv[2].split()]
+json.dump({"results": [{"median": statistics.median(ms) / 1000}]}, open(sys.argv[1], "w"))' \
+      "$work/$what.json" "${took[$what]}"
+  done
   ds_rss=$(rss docker save -o "$d_out" "$tag")
   is_rss=$(rss "$bin" save -o "$i_out" "$tag")
 
