@@ -486,19 +486,26 @@ impl RecordingProxy {
                         let _ = std::io::copy(&mut back, &mut front);
                         let _ = front.shutdown(std::net::Shutdown::Both);
                     });
+                    // Every request head on imgguard's connections (its requests here have no
+                    // body); only the first on the docker CLI's, whose build context follows.
                     let mut head = Vec::new();
                     let mut buf = vec![0u8; 64 << 10];
-                    let mut recorded = false;
+                    let mut scanning = true;
                     while let Ok(n) = client.read(&mut buf) {
                         if n == 0 || daemon.write_all(&buf[..n]).is_err() {
                             break;
                         }
-                        if !recorded {
-                            head.extend_from_slice(&buf[..n]);
-                            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                                let text = String::from_utf8_lossy(&head[..end]).into_owned();
-                                seen.lock().unwrap().push(text);
-                                recorded = true;
+                        if !scanning {
+                            continue;
+                        }
+                        head.extend_from_slice(&buf[..n]);
+                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let text = String::from_utf8_lossy(&head[..end]).into_owned();
+                            head.drain(..end + 4);
+                            scanning = !text.contains("Docker-Client");
+                            seen.lock().unwrap().push(text);
+                            if !scanning {
+                                break;
                             }
                         }
                     }
@@ -519,6 +526,67 @@ impl RecordingProxy {
         let heads = std::mem::take(&mut *self.heads.lock().unwrap());
         heads.into_iter().filter(|h| !h.contains("Docker-Client")).collect()
     }
+}
+
+/// `[ref:no-move-no-look]` A rebuild that moves no tag does not ask the daemon about the tags
+/// again after docker (one inspect per tag, before); one that moves a tag does, and both are
+/// recorded as what they are.
+#[test]
+fn a_rebuild_that_moves_no_tag_does_not_look_again() {
+    let t = DockerTest::new("nolook");
+    let tag = t.tag("nl:v1");
+    let proxy = RecordingProxy::start();
+    let build =
+        || t.test().env("DOCKER_HOST", proxy.host()).args(["build", "-q", "-t", &tag, "."]).run();
+    let of_tag = format!("/images/{tag}/json ");
+    let inspects = |heads: &[String]| {
+        heads.iter().filter(|h| h.starts_with("GET ") && h.contains(&of_tag)).count()
+    };
+    build().status(0);
+    let first = image_id(&tag).unwrap();
+    proxy.take_imgguards();
+
+    // The same content: the tag stays; one inspect (before), none after.
+    let run = build();
+    run.status(0);
+    let heads = proxy.take_imgguards();
+    assert_eq!(inspects(&heads), 1, "{heads:#?}");
+    assert!(run.stderr.contains("unchanged"), "{}", run.stderr);
+    assert_eq!(image_id(&tag).as_deref(), Some(first.as_str()));
+
+    // New content: the tag moves; looked at before and after, and the old image removed.
+    t.set_content("moved");
+    let run = build();
+    run.status(0);
+    let heads = proxy.take_imgguards();
+    assert_eq!(inspects(&heads), 2, "{heads:#?}");
+    let second = image_id(&tag).unwrap();
+    assert_ne!(second, first);
+    assert!(image_id(&first).is_none(), "the old image was removed: {}", run.stderr);
+    let conn = rusqlite::Connection::open(t.home.path().join("ledger.db")).unwrap();
+    let rows: Vec<(String, Option<String>, Option<String>)> = conn
+        .prepare(
+            "SELECT kind, image_id, previous_id FROM events WHERE kind IN ('build', 'removed') \
+             ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let row = |k: &str, id: &String, previous: Option<&String>| {
+        (k.to_string(), Some(id.clone()), previous.cloned())
+    };
+    // The lineage: built, rebuilt onto itself, moved (from the first), the first removed.
+    assert_eq!(
+        rows,
+        [
+            row("build", &first, None),
+            row("build", &first, Some(&first)),
+            row("build", &second, Some(&first)),
+            row("removed", &first, None),
+        ]
+    );
 }
 
 /// `imgguard build` learns the daemon's API version and kind from `/_ping` and remembers them
