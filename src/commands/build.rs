@@ -74,19 +74,9 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
         ui::note("docker wrote no image ID (an --output that exports files?): nothing recorded");
         return Ok(Outcome::Child(0));
     };
-    let engine = &run.engine;
-    // `[tag:no-move-no-look]` Every tag pointed at the new image before the build (so the daemon
-    // has it) and docker tagged it there again: no tag moved, nothing became dangling, and
-    // there is nothing to ask the daemon (~0.7 ms after docker ends). A move by someone else
-    // after docker's tagging is seen by the next command that looks, as it would be a moment
-    // after this inspect.
-    let no_move = !tags.is_empty() && run.before.iter().all(|b| b.as_ref() == Some(&new_id));
-    let after =
-        if no_move { run.before.clone() } else { observe::image_ids(engine, &tags).await? };
-    // A tag that points at the new ID proves the daemon has it; else ask for the ID itself.
-    let in_daemon = after.iter().flatten().any(|i| *i == new_id)
-        || engine.inspect(new_id.as_str()).await?.is_some();
+    let (after, in_daemon) = look_after(&run, &tags, &new_id).await?;
     trace("new image and tags inspected after");
+    let engine = &run.engine;
     let changes: Vec<TagChange> = tags
         .iter()
         .zip(run.before.clone())
@@ -120,6 +110,27 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
         BuildResult { image_id: &new_id, tags: &changes, decisions: &decisions, in_daemon: true };
     publish(s, &result)?;
     Ok(Outcome::Child(0))
+}
+
+/// Where the tags point after docker, and whether the daemon has the new image.
+async fn look_after(
+    run: &Run,
+    tags: &[String],
+    new_id: &ImageId,
+) -> Result<(Vec<Option<ImageId>>, bool), Error> {
+    // `[tag:no-move-no-look]` Every tag pointed at the new image before the build (so the daemon
+    // has it) and docker tagged it there again: no tag moved, nothing became dangling, and
+    // there is nothing to ask the daemon (~0.7 ms after docker ends). A move by someone else
+    // after docker's tagging is seen by the next command that looks, as it would be a moment
+    // after this inspect.
+    if !tags.is_empty() && run.before.iter().all(|b| b.as_ref() == Some(new_id)) {
+        return Ok((run.before.clone(), true));
+    }
+    let after = observe::image_ids(&run.engine, tags).await?;
+    // A tag that points at the new ID proves the daemon has it; else ask for the ID itself.
+    let in_daemon = after.iter().flatten().any(|i| i == new_id)
+        || run.engine.inspect(new_id.as_str()).await?.is_some();
+    Ok((after, in_daemon))
 }
 
 /// Docker failed (perhaps because imgguard was signalled and passed the signal on): records
