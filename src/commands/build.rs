@@ -43,7 +43,6 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     // Caught from the start: a SIGINT or SIGTERM that arrives before docker runs is passed on to
     // docker the moment it starts, so the run ends recorded rather than half-way.
     let signals = host::Signals::catch();
-    host::clean_stale_build_dirs();
     let tags: Vec<String> = s.parsed.tags.iter().map(ToString::to_string).collect();
     // Before docker runs, so that a ledger that cannot be used stops the build (exit 2) before
     // it changes anything; a new one is made only once the daemon has answered.
@@ -109,6 +108,7 @@ async fn build(s: &BuildSettings, cwd: &Path) -> Result<Outcome, Error> {
     let result =
         BuildResult { image_id: &new_id, tags: &changes, decisions: &decisions, in_daemon: true };
     publish(s, &result)?;
+    run.ledger.end_with_process();
     Ok(Outcome::Child(0))
 }
 
@@ -198,7 +198,7 @@ async fn settle(
     let dead: Vec<&event::Intent> = dead.iter().collect();
     // Known runs of other tags matter too: read them.
     let ids: Vec<&str> = daemon.keys().map(String::as_str).collect();
-    let all_known = run.ledger.tag_events(Some(&run.identity.id), &ids)?;
+    let all_known = run.ledger.tag_heads(&run.identity.id, &ids)?;
     let events =
         event::settle_interrupted(&dead, &all_known, &run.identity.id, &daemon, record.now());
     let next = known.iter().chain(&all_known).map(|r| r.seq).max().unwrap_or(0) + 1;
@@ -388,7 +388,7 @@ struct Built {
 
 /// Waits for `docker build` — passing SIGINT and SIGTERM on to it — and meanwhile reads the
 /// ledger's view of the tags, the deferred removals, the runs that never ended, the git state and
-/// the Dockerfile's hash.
+/// the Dockerfile's hash, and removes what killed runs left in the temporary directory.
 async fn while_docker(
     run: &Run,
     signals: host::Signals,
@@ -403,7 +403,7 @@ async fn while_docker(
     // The ledger is read on this thread while docker runs: it is local and fast, and docker's
     // own start takes longer.
     let read = || -> Result<_, Error> {
-        let known = ledger.tag_events(Some(id), &refs)?;
+        let known = ledger.tag_heads(id, &refs)?;
         let pending = event::pending_parents(&ledger.deferred(id)?, id);
         let open = ledger.open_intents(id)?;
         // When the read itself ended (beside docker), not when docker did.
@@ -417,7 +417,12 @@ async fn while_docker(
             trace("docker build ended");
             s
         },
-        blocking(move || crate::git::state(&git_dir)),
+        blocking(move || {
+            // What killed runs left in the temporary directory: read off the critical path,
+            // since that directory can be large on a busy runner.
+            host::clean_stale_build_dirs();
+            crate::git::state(&git_dir)
+        }),
         blocking(move || dockerfile.and_then(|p| sha256_file(&p))),
     );
     let status = status.map_err(|e| Error::Spawn { program: "docker".into(), source: e })?;
@@ -537,25 +542,27 @@ fn sha256_file(path: &Path) -> Option<String> {
     Some(hex::encode(Sha256::digest(bytes)))
 }
 
-/// The file docker writes the new image ID to: ours (a temporary file, removed on drop) unless
-/// the user asked for one.
+/// The file docker writes the new image ID to: ours (in a directory of its own, so that nobody
+/// else can put anything at its path, removed on drop) unless the user asked for one.
 struct IidFile {
     path: PathBuf,
-    _temp: Option<tempfile::TempDir>,
+    /// Our directory.
+    dir: Option<PathBuf>,
 }
 
 impl IidFile {
     fn new(user: Option<&str>) -> Result<IidFile, Error> {
         if let Some(p) = user {
-            return Ok(IidFile { path: PathBuf::from(p), _temp: None });
+            return Ok(IidFile { path: PathBuf::from(p), dir: None });
         }
         // Named after this process, so that a later run can tell a killed run's directory
         // (`host::clean_stale_build_dirs`).
         let dir = tempfile::Builder::new()
             .prefix(&host::build_dir_prefix())
             .tempdir()
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        Ok(IidFile { path: dir.path().join("iid"), _temp: Some(dir) })
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?
+            .keep();
+        Ok(IidFile { path: dir.join("iid"), dir: Some(dir) })
     }
 
     fn path(&self) -> &Path {
@@ -568,6 +575,19 @@ impl IidFile {
             Ok(s) => Ok(Some(ImageId::new(s.trim()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(&self.path, e)),
+        }
+    }
+}
+
+impl Drop for IidFile {
+    /// The file, then the directory: two calls on the build's critical path, where `TempDir`'s
+    /// removal of a whole tree takes five or more.
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_file(&self.path);
+            if std::fs::remove_dir(dir).is_err() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }

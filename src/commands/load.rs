@@ -133,8 +133,8 @@ async fn load(
     let before = observe::image_ids(&engine, &tags).await?;
     let (facts, said) = upload(&engine, source, file).await?;
     let now = host::now_ms();
-    let known = ledger
-        .tag_events(Some(&identity.id), &tags.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let known =
+        ledger.tag_heads(&identity.id, &tags.iter().map(String::as_str).collect::<Vec<_>>())?;
     let after = observe::image_ids(&engine, &tags).await?;
     let loaded =
         load::loaded_tags(&identity.id, now, images, &tags, &before, &after, &known, &facts);

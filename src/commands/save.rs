@@ -76,7 +76,7 @@ async fn save(s: &SaveSettings) -> Result<Outcome, Error> {
     let now = host::now_ms();
     let seen = naming::seen_tags(&resolved, &plan);
     let tags: Vec<&str> = seen.iter().map(|(t, _)| t.as_str()).collect();
-    let known = ledger.tag_events(Some(&identity.id), &tags)?;
+    let known = ledger.tag_heads(&identity.id, &tags)?;
     let observed: Vec<(&str, Option<&str>)> =
         seen.iter().map(|(t, id)| (t.as_str(), Some(id.as_str()))).collect();
     let facts = ArchiveFacts {

@@ -194,7 +194,7 @@ fn settle_dead_runs(
         }
     }
     let tags: Vec<&str> = daemon.keys().map(String::as_str).collect();
-    let mut known = ledger.tag_events(Some(engine), &tags)?;
+    let mut known = ledger.tag_heads(engine, &tags)?;
     known.extend(open.iter().cloned());
     known.sort_by_key(|r| r.seq);
     known.dedup_by_key(|r| r.seq);

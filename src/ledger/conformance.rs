@@ -194,6 +194,25 @@ fn same_answers(ledger: &dyn Ledger, rng: &mut Rng, seed: u64) {
                 event::current(&all, engine, tag),
                 "seed {seed}"
             );
+            // The head alone gives the same answer, and is one event of that tag.
+            let heads = ledger.tag_heads(engine, &[tag]).unwrap();
+            assert_eq!(
+                event::current(&heads, engine, tag),
+                event::current(&all, engine, tag),
+                "seed {seed}: head of {engine} {tag}"
+            );
+            assert!(heads.len() <= 1, "seed {seed}: {heads:?}");
+            assert!(heads.iter().all(|r| r.event.tag.as_deref() == Some(tag)), "seed {seed}");
+        }
+        // Several tags at once: each one's head, in log order.
+        let heads = ledger.tag_heads(engine, &TAGS).unwrap();
+        assert!(heads.windows(2).all(|w| w[0].seq < w[1].seq), "seed {seed}: {heads:?}");
+        for tag in TAGS {
+            assert_eq!(
+                event::current(&heads, engine, tag),
+                event::current(&all, engine, tag),
+                "seed {seed}: heads of {engine} at once, {tag}"
+            );
         }
         for image in IMAGES {
             let evidence = ledger.evidence(engine, &[image]).unwrap();

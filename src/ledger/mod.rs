@@ -51,6 +51,12 @@ pub trait Ledger: Send {
     fn tag_events(&self, engine: Option<&str>, tags: &[&str])
         -> Result<Vec<Recorded>, LedgerError>;
 
+    /// The event that says where each of `tags` points on `engine` now (the one
+    /// [`crate::core::event::current`] picks from the tag's whole history), in log order: what
+    /// a build, save or load compares the daemon with. One index lookup per tag, however long
+    /// the tag's history (a tag rebuilt 300 times a day has 100,000 events after a year).
+    fn tag_heads(&self, engine: &str, tags: &[&str]) -> Result<Vec<Recorded>, LedgerError>;
+
     /// Every event, of `engine` or of all engines, in log order. Grows with the ledger: only
     /// for reports of everything (`history` without a tag) and for tests.
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError>;
@@ -137,6 +143,10 @@ pub trait Ledger: Send {
 
     /// Where the ledger is, for messages.
     fn location(&self) -> String;
+
+    /// Ends the ledger as the process is about to end. The default closes it; a backend whose
+    /// committed work needs no close may leave that to the process's exit.
+    fn end_with_process(self: Box<Self>) {}
 
     /// Every event, on any engine, that names `image_id`, or that names an image an archive
     /// with `archive_sha256` held (what `load --restore-tags` asks of another host's saves). By

@@ -855,6 +855,21 @@ impl super::Ledger for Store {
         )
     }
 
+    fn tag_heads(&self, engine: &str, tags: &[&str]) -> Result<Vec<Recorded>, LedgerError> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tags: Vec<String> = tags.iter().map(|t| (*t).to_string()).collect();
+        self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM events WHERE seq IN
+                    (SELECT seq FROM tag_state WHERE engine = $1 AND tag = ANY($2))
+                 ORDER BY seq"
+            ),
+            vec![Param::Text(engine.to_string()), Param::Texts(tags)],
+        )
+    }
+
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError> {
         self.query(
             &format!(
