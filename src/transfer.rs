@@ -74,6 +74,131 @@ pub fn write_all_vectored(w: &mut impl Write, chunks: &[Bytes]) -> io::Result<()
     Ok(())
 }
 
+/// Alignment of every `O_DIRECT` write (its buffer, its size, its offset in the file): 4 KiB covers
+/// the logical block size of the disks this runs on (512 B or 4 KiB).
+const DIRECT_ALIGN: usize = 4096;
+
+/// Size of each `O_DIRECT` write.
+const DIRECT_CHUNK: usize = 1 << 20;
+
+/// Writes a new file past the page cache (`O_DIRECT`) where the filesystem allows it, through
+/// one aligned 1 MiB buffer; elsewhere (tmpfs, or a write the device refuses) through the page
+/// cache as usual.
+///
+/// Why: a large archive written through the page cache costs the writer a page allocation and a
+/// copy per 4 KiB and leaves a gigabyte of dirty pages that its fsync must then write (measured
+/// here for 1 GiB: 0.6-3.5 s of system time through the cache, depending on how warm the
+/// machine's memory is, against 0.1 s and 0.4-0.55 s in all with `O_DIRECT`). A durable save
+/// wants the bytes on disk anyway, and other processes keep their page cache. The last partial
+/// block is written through the cache (`O_DIRECT` cleared) and covered by the caller's fsync.
+pub struct DirectFile {
+    file: File,
+    /// `DIRECT_CHUNK` bytes at an aligned offset inside: std's allocator gives no alignment
+    /// beyond 16 bytes without `unsafe`, so the buffer is over-allocated and sliced.
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+    direct: bool,
+}
+
+impl DirectFile {
+    /// Takes `file`, which must be empty and at offset 0.
+    pub fn new(file: File) -> DirectFile {
+        use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+        let direct =
+            fcntl_getfl(&file).and_then(|flags| fcntl_setfl(&file, flags | OFlags::DIRECT)).is_ok();
+        let raw = if direct { vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN] } else { Vec::new() };
+        let start = raw.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        DirectFile { file, raw, start, len: 0, direct }
+    }
+
+    /// Whether the writes bypass the page cache.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Writes what is buffered and hands back the file (the caller fsyncs it).
+    pub fn finish(mut self) -> io::Result<File> {
+        if self.direct && self.len > 0 {
+            let whole = self.len / DIRECT_ALIGN * DIRECT_ALIGN;
+            self.write_direct(whole)?;
+            let (start, len) = (self.start, self.len);
+            self.buffered()?;
+            self.file.write_all(&self.raw[start..start + len])?;
+        }
+        Ok(self.file)
+    }
+
+    /// Writes the first `n` buffered bytes (a multiple of [`DIRECT_ALIGN`]) and keeps the rest.
+    fn write_direct(&mut self, n: usize) -> io::Result<()> {
+        let at = self.start;
+        let mut done = 0;
+        while done < n {
+            match self.file.write(&self.raw[at + done..at + n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                // After a short write the offset is no longer aligned: the rest goes through
+                // the cache.
+                Ok(k) => {
+                    done += k;
+                    if done < n {
+                        self.buffered()?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A device or filesystem that takes O_DIRECT at open but not these writes: the
+                // offset has not moved, so the same bytes go through the cache instead.
+                Err(e)
+                    if self.direct
+                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    self.buffered()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.raw.copy_within(at + n..at + self.len, at);
+        self.len -= n;
+        Ok(())
+    }
+
+    /// Back to writes through the page cache, for good.
+    fn buffered(&mut self) -> io::Result<()> {
+        use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+        if self.direct {
+            let flags = fcntl_getfl(&self.file)?;
+            fcntl_setfl(&self.file, flags - OFlags::DIRECT)?;
+        }
+        self.direct = false;
+        Ok(())
+    }
+}
+
+impl Write for DirectFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.direct {
+            if self.len > 0 {
+                // Left over from a direct write the device refused.
+                let (start, len) = (self.start, self.len);
+                self.file.write_all(&self.raw[start..start + len])?;
+                self.len = 0;
+            }
+            return self.file.write(data);
+        }
+        let take = (DIRECT_CHUNK - self.len).min(data.len());
+        let at = self.start + self.len;
+        self.raw[at..at + take].copy_from_slice(&data[..take]);
+        self.len += take;
+        if self.len == DIRECT_CHUNK {
+            self.write_direct(DIRECT_CHUNK)?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Counts and hashes what passes through to the inner writer.
 pub struct Hashing<W: Write> {
     inner: W,
@@ -231,6 +356,35 @@ mod tests {
         let mut full = Vec::new();
         write_all_vectored(&mut full, &chunks).unwrap();
         assert_eq!(full, b"abcdefghijklmnopqrstu");
+    }
+
+    #[test]
+    fn direct_writes_give_the_same_file() {
+        // The temporary directory (a disk here: O_DIRECT) and /dev/shm (tmpfs: refuses it, so
+        // through the cache), where there is one.
+        let dirs = [tempfile::tempdir().ok(), tempfile::tempdir_in("/dev/shm").ok()];
+        for dir in dirs.iter().flatten() {
+            write_and_compare(&dir.path().join("f"));
+        }
+    }
+
+    fn write_and_compare(path: &Path) {
+        // Odd sizes: whole 1 MiB writes, a tail of less than a block, chunk edges anywhere.
+        let data: Vec<u8> =
+            (0..3_300_001u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let mut w = DirectFile::new(File::create(path).unwrap());
+        let mut at = 0;
+        for size in [1usize, 4095, 4097, 1 << 20, 77_777, 3].iter().cycle() {
+            let end = (at + size).min(data.len());
+            w.write_all(&data[at..end]).unwrap();
+            at = end;
+            if at == data.len() {
+                break;
+            }
+        }
+        let direct = w.is_direct();
+        w.finish().unwrap().sync_all().unwrap();
+        assert_eq!(std::fs::read(path).unwrap(), data, "{}, direct: {direct}", path.display());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::flow::{observe, record::Record};
 use crate::host;
 use crate::ledger::Ledger;
 use crate::settings::SaveSettings;
-use crate::transfer::{write_all_vectored, BigWrites, Hashing};
+use crate::transfer::{write_all_vectored, BigWrites, DirectFile, Hashing};
 use crate::ui::{self, Progress};
 
 /// Runs the command.
@@ -430,7 +430,20 @@ fn check_batches(rx: &mpsc::Receiver<Batch>, hash: bool) -> Checked {
 /// from here.
 fn write_batches(rx: &mpsc::Receiver<Batch>, sink: Sink) -> io::Result<Option<(String, u64)>> {
     match sink {
-        Sink::File { mut file, gzip: false } => {
+        Sink::File { file, gzip: false } => {
+            let mut direct = DirectFile::new(file);
+            if direct.is_direct() {
+                for batch in rx {
+                    for b in batch.iter() {
+                        direct.write_all(b)?;
+                    }
+                }
+                direct.finish()?;
+                return Ok(None);
+            }
+            // Where the filesystem takes no O_DIRECT: through the page cache, with writeback
+            // started as it goes.
+            let mut file = direct.finish()?;
             let mut syncer = Syncer::start(&file)?;
             for batch in rx {
                 write_all_vectored(&mut file, &batch)?;
