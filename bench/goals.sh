@@ -3,10 +3,11 @@
 # Markdown table (the one in the README's "Benchmarks" section). Runs, in turn:
 #   bench/ledger-scale.sh          history / explain / prune --dry-run / a build's ledger work,
 #                                  with a 1,000,000-event ledger made by `imgguard ledger import`
-#   bench/build-overhead.sh        paired, interleaved cached builds: imgguard vs docker
-#   bench/save-load.sh 1024        1 GiB save vs `docker save -o F && sync F`, peak RSS
+#   bench/build-overhead.sh 120    120 paired, interleaved cached builds: imgguard vs docker
+#   bench/save-load.sh 1024        1 GiB save vs `docker save -o F && sync F` (5 interleaved
+#                                  rounds), peak RSS
 # and prints each one's full output, then the table. Run by hand on a quiet machine (other
-# builds running at the same time move every figure); not part of the tests. Takes ~15 minutes.
+# builds running at the same time move every figure); not part of the tests. Takes ~20 minutes.
 #
 #   bash bench/goals.sh
 set -euo pipefail
@@ -18,10 +19,16 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "== load average at start: $(load)"
 echo "== bench/ledger-scale.sh"
 bash "$root/ledger-scale.sh" | tee "$out/ledger"
-echo "== bench/build-overhead.sh"
-bash "$root/build-overhead.sh" | tee "$out/build"
-echo "== bench/save-load.sh 1024"
-bash "$root/save-load.sh" 1024 | tee "$out/save"
+# Each bench starts on a settled machine: the 1,000,000-event ledger just written (~700 MiB) is
+# still being written back for tens of seconds after its import, and that writeback slowed the
+# builds measured next (+6.0 ms against +4.0 ms a few minutes earlier).
+settle() { sync; sleep 20; }
+settle
+echo "== bench/build-overhead.sh 120"
+bash "$root/build-overhead.sh" 120 | tee "$out/build"
+settle
+echo "== RUNS=5 bench/save-load.sh 1024"
+RUNS=5 bash "$root/save-load.sh" 1024 | tee "$out/save"
 echo "== load average at end: $(load)"
 
 python3 - "$out" <<'PY'
