@@ -116,7 +116,7 @@ impl Config {
             return Ok(Config { path: Some(path.to_path_buf()), file: parse(path, &text)? });
         }
         let mut candidates = Vec::with_capacity(2);
-        if let Some(root) = crate::git::repo_root(cwd) {
+        if let Some(root) = crate::git::nearest_worktree(cwd) {
             candidates.push(root.join(FILE_NAME));
         }
         candidates.push(cwd.join(FILE_NAME));
