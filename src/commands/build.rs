@@ -537,8 +537,10 @@ fn dockerfile_path(parsed: &BuildArgs, context: Option<&Path>, cwd: &Path) -> Op
     }
 }
 
+/// The sha256 of the Dockerfile, read bounded (a regular file, at most 16 MiB): a FIFO, a
+/// device or a link to `/dev/zero` in its place gives no hash rather than a hang.
 fn sha256_file(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = crate::bounded_read::read_regular(path, crate::bounded_read::SOURCE_LIMIT).ok()?;
     Some(hex::encode(Sha256::digest(bytes)))
 }
 
@@ -589,5 +591,26 @@ impl Drop for IidFile {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dockerfile_that_is_no_regular_file_gives_no_hash_and_no_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("Dockerfile");
+        std::fs::write(&plain, "FROM scratch\n").unwrap();
+        let want = hex::encode(Sha256::digest(b"FROM scratch\n"));
+        assert_eq!(sha256_file(&plain), Some(want));
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        assert_eq!(sha256_file(&fifo), None, "a FIFO with no writer is not waited on");
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert_eq!(sha256_file(&zero), None, "a device is not read");
     }
 }
