@@ -99,7 +99,7 @@ fi
 # Peak RSS (KiB) of one run.
 rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {print $2}'; }
 # Median ms of the ledger phases of $runs cached builds: read (identity → ledger read), whether
-# it ended before docker did, and the write.
+# it ended before docker did, the write, and the identity lookup (after the tags' inspect).
 build_phases() {
   for _ in $(seq "$runs"); do
     IMGGUARD_TRACE=1 "$1" build --keep-previous -q -t "$tag" "$work/b" 2>&1 >/dev/null | grep imgguard-trace || true
@@ -114,7 +114,7 @@ for line in sys.stdin:
     if m: cur[m.group(2)] = float(m.group(1))
 ok = [r for r in runs if {"engine identity read", "ledger read done", "docker build ended"} <= r.keys()]
 read = statistics.median(r["ledger read done"] - max(r["engine identity read"], r.get("docker build started", 0)) for r in ok)
-ident = statistics.median(r["engine identity read"] - r.get("docker build started", 0) for r in ok)
+ident = statistics.median(r["engine identity read"] - max(r.get("tags inspected before", 0), r.get("docker build started", 0)) for r in ok)
 off = sum(r["ledger read done"] < r["docker build ended"] for r in ok)
 write = statistics.median(r["ledger written"] - r["plan applied"] for r in ok if "ledger written" in r)
 print(f"{read:.2f} {off}/{len(ok)} {write:.2f} {ident:.2f}")'
@@ -141,11 +141,13 @@ rows = [
      r["prune"] <= 100 and mib(p_rss) <= 32),
     ("build: ledger read", f"{float(bread):.2f} ms, before docker ended {boff}", "<= 5 ms, off the critical path",
      float(bread) <= 5 and boff.split("/")[0] == boff.split("/")[1]),
-    ("build: engine identity", f"{float(bident):.2f} ms", "(cached: ~0)", True),
-    ("build: ledger write", f"{float(bwrite):.2f} ms", "-", True),
+    # No goal of their own (shown to attribute the build's time): no verdict either.
+    ("build: engine identity (cached per endpoint, beside docker)", f"{float(bident):.2f} ms", "-", None),
+    ("build: ledger write", f"{float(bwrite):.2f} ms", "-", None),
 ]
 for name, got, goal, ok in rows:
-    print(f"| {who} | {name} | {got} | {goal} | {'met' if ok else 'MISSED'} |")
+    verdict = "-" if ok is None else ("met" if ok else "MISSED")
+    print(f"| {who} | {name} | {got} | {goal} | {verdict} |")
 PY
 }
 
