@@ -175,13 +175,9 @@ impl DirectFile {
 
 impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // Nothing is ever left in the buffer once writes go through the cache: a refused direct
+        // write is rewritten through it at once, and the buffer empties with every full one.
         if !self.direct {
-            if self.len > 0 {
-                // Left over from a direct write the device refused.
-                let (start, len) = (self.start, self.len);
-                self.file.write_all(&self.raw[start..start + len])?;
-                self.len = 0;
-            }
             return self.file.write(data);
         }
         let take = (DIRECT_CHUNK - self.len).min(data.len());
