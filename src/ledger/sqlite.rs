@@ -216,8 +216,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db(e.to_string()))?;
         // The last connection to close would otherwise checkpoint the WAL into the database and
         // fsync it: 5-10 ms at the end of every command. Instead a commit checkpoints once the
-        // WAL passes 64 pages (every 20 or so builds), which also keeps small the WAL that the
-        // next process must read when it opens the ledger (measured: bench/build-overhead.sh).
+        // WAL passes 64 pages (every second or third build: a build writes ~30), which also keeps
+        // small the WAL that the next process must read when it opens the ledger (measured:
+        // bench/build-overhead.sh). A build checkpoints only in its commit beside docker
+        // (`defer_housekeeping`).
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(|e| db(e.to_string()))?;
         conn.pragma_update(None, "wal_autocheckpoint", 64).map_err(|e| db(e.to_string()))?;
@@ -1013,6 +1015,13 @@ impl super::Ledger for Store {
         std::mem::forget(self);
     }
 
+    fn defer_housekeeping(&mut self) {
+        // This connection's commits no longer checkpoint; the next command's first commit that
+        // finds the WAL past the threshold does. Best effort: the setting cannot fail on an open
+        // connection, and if it did the commit would only be slower.
+        let _ = self.conn.pragma_update(None, "wal_autocheckpoint", 0);
+    }
+
     fn append(&mut self, engine: &EngineIdentity, events: &[Event]) -> Result<(), LedgerError> {
         Store::append(self, engine, events)
     }
@@ -1186,6 +1195,50 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].event, e);
         assert_eq!(store.engine_name("E").unwrap().as_deref(), Some("host"));
+    }
+
+    /// The frames the WAL beside `db` has room for: its high-water mark since it last restarted.
+    fn wal_frames(db: &Path) -> u64 {
+        let len = std::fs::metadata(db.with_extension("db-wal")).map_or(0, |m| m.len());
+        len.saturating_sub(32) / (4096 + 24)
+    }
+
+    #[test]
+    fn deferred_housekeeping_leaves_the_checkpoint_to_a_later_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let commits = |store: &mut Store| {
+            for i in 0..80 {
+                let e = Event::build(
+                    "E",
+                    i,
+                    &format!("x{i}:v1"),
+                    &format!("sha256:{i}"),
+                    None,
+                    &BuildFacts::default(),
+                );
+                store.append(&engine(), &[e]).unwrap();
+            }
+        };
+        let (plain, deferred) = (tmp.path().join("a/ledger.db"), tmp.path().join("b/ledger.db"));
+        commits(&mut Store::open(&plain).unwrap());
+        let mut store = Store::open(&deferred).unwrap();
+        super::super::Ledger::defer_housekeeping(&mut store);
+        commits(&mut store);
+        // Checkpointed past 64 frames, the WAL restarts: it never holds much more than that.
+        // Deferred, every commit's frames are still in it.
+        let (plain, deferred) = (wal_frames(&plain), wal_frames(&deferred));
+        assert!(plain < 100, "plain WAL: {plain} frames");
+        assert!(deferred > 3 * plain, "deferred WAL: {deferred} frames (plain: {plain})");
+        // A later command's connection checkpoints as before: its first commit writes the
+        // deferred pages back into the database file.
+        drop(store);
+        let path = tmp.path().join("b/ledger.db");
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        let mut store = Store::open(&path).unwrap();
+        let e = Event::build("E", 99, "y:v1", "sha256:y", None, &BuildFacts::default());
+        store.append(&engine(), &[e]).unwrap();
+        assert!(size() > before, "database file {before} -> {} bytes", size());
     }
 
     #[test]
