@@ -646,3 +646,47 @@ fn a_build_remembers_the_handshake_and_the_next_skips_the_ping() {
     build().status(0);
     assert_eq!(pings(&proxy.take_imgguards()), 1);
 }
+
+/// A build's image-ID file lives in `imgguard-<uid>` (private, kept) and is gone when the build
+/// ends; where that directory is open to others, the build uses a directory of its own and
+/// leaves nothing either.
+#[test]
+fn a_build_leaves_nothing_in_the_temporary_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = DockerTest::new("tmpdir");
+    let tag = t.tag("a");
+    let tmp = tempfile::tempdir().unwrap();
+    let uid = rustix::process::getuid().as_raw();
+    let private = tmp.path().join(format!("imgguard-{uid}"));
+    let entries = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let build = || t.test().env("TMPDIR", tmp.path()).args(["build", "-q", "-t", &tag, "."]).run();
+    build().status(0);
+    assert_eq!(entries(tmp.path()), vec![format!("imgguard-{uid}")]);
+    assert_eq!(entries(&private), Vec::<String>::new(), "the image-ID file is removed");
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    // Someone opened it to others: the build makes a directory of its own (which directory
+    // is trusted is `host::private_dir`'s unit test) and leaves that one's mode alone.
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o777)).unwrap();
+    t.set_content("2");
+    build().status(0);
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o777);
+    assert_eq!(
+        entries(tmp.path()),
+        vec![format!("imgguard-{uid}")],
+        "its own directory is removed"
+    );
+    assert_eq!(entries(&private), Vec::<String>::new());
+    let h = t.history(Some(&tag));
+    assert_eq!(h[0]["entries"].as_array().map(Vec::len), Some(2), "both builds recorded: {h}");
+    t.run(&["rmi", &tag]).status(0);
+}

@@ -31,14 +31,24 @@ fn kill_group(child: &Child) {
     let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
 }
 
-/// `imgguard-build.<pid>.*` directories of `pids` in the temporary directory.
+/// What builds `pids` left in the temporary directory: `imgguard-build.<pid>.*` directories,
+/// and `iid.<pid>.*` files in the builds' own directory (`imgguard-<uid>`).
 fn temp_dirs_of(pids: &[u32]) -> Vec<String> {
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| pids.iter().any(|p| n.starts_with(&format!("imgguard-build.{p}."))))
-        .collect()
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+            .unwrap_or_default()
+    };
+    let temp = std::env::temp_dir();
+    let uid = rustix::process::getuid().as_raw();
+    let ours =
+        |n: &String, prefix: &str| pids.iter().any(|p| n.starts_with(&format!("{prefix}{p}.")));
+    let mut left: Vec<String> =
+        names(&temp).into_iter().filter(|n| ours(n, "imgguard-build.")).collect();
+    left.extend(
+        names(&temp.join(format!("imgguard-{uid}"))).into_iter().filter(|n| ours(n, "iid.")),
+    );
+    left
 }
 
 fn explain_json(t: &DockerTest) -> Vec<serde_json::Value> {

@@ -547,27 +547,47 @@ fn sha256_file(path: &Path) -> Option<String> {
     Some(hex::encode(Sha256::digest(bytes)))
 }
 
-/// The file docker writes the new image ID to: ours (in a directory of its own, so that nobody
-/// else can put anything at its path, removed on drop) unless the user asked for one.
+/// The file docker writes the new image ID to: ours unless the user asked for one, removed on
+/// drop. Ours is in a directory nobody else can enter, so that nobody else can put anything at
+/// its path: the one kept for every build of this user (`host::build_file_dir`), else one made
+/// for this build alone.
 struct IidFile {
     path: PathBuf,
-    /// Our directory.
-    dir: Option<PathBuf>,
+    ours: Ours,
+}
+
+/// What of an [`IidFile`] is ours to remove.
+enum Ours {
+    /// Nothing: the user's file.
+    Nothing,
+    /// The file, in the directory kept for every build.
+    File,
+    /// The file, and the directory made for it.
+    FileAndDir(PathBuf),
 }
 
 impl IidFile {
     fn new(user: Option<&str>) -> Result<IidFile, Error> {
         if let Some(p) = user {
-            return Ok(IidFile { path: PathBuf::from(p), dir: None });
+            return Ok(IidFile { path: PathBuf::from(p), ours: Ours::Nothing });
         }
-        // Named after this process, so that a later run can tell a killed run's directory
-        // (`host::clean_stale_build_dirs`).
+        // Named after this process, so that a later run can tell a killed run's file or
+        // directory (`host::clean_stale_build_dirs`).
+        if let Some(dir) = host::build_file_dir() {
+            // An empty file whose name nobody else has (docker replaces it).
+            let file = tempfile::Builder::new()
+                .prefix(&host::build_file_prefix())
+                .tempfile_in(&dir)
+                .map_err(|e| Error::io(&dir, e))?;
+            let (_, path) = file.keep().map_err(|e| Error::io(&dir, e.error))?;
+            return Ok(IidFile { path, ours: Ours::File });
+        }
         let dir = tempfile::Builder::new()
             .prefix(&host::build_dir_prefix())
             .tempdir()
             .map_err(|e| Error::io(std::env::temp_dir(), e))?
             .keep();
-        Ok(IidFile { path: dir.join("iid"), dir: Some(dir) })
+        Ok(IidFile { path: dir.join("iid"), ours: Ours::FileAndDir(dir) })
     }
 
     fn path(&self) -> &Path {
@@ -585,11 +605,14 @@ impl IidFile {
 }
 
 impl Drop for IidFile {
-    /// The file, then the directory: two calls on the build's critical path, where `TempDir`'s
-    /// removal of a whole tree takes five or more.
+    /// The file, then the directory made for it: one or two calls on the build's critical
+    /// path, where `TempDir`'s removal of a whole tree takes five or more.
     fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_file(&self.path);
+        if matches!(self.ours, Ours::Nothing) {
+            return;
+        }
+        let _ = std::fs::remove_file(&self.path);
+        if let Ours::FileAndDir(dir) = &self.ours {
             if std::fs::remove_dir(dir).is_err() {
                 let _ = std::fs::remove_dir_all(dir);
             }
