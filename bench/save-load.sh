@@ -81,6 +81,7 @@ for mib in "${sizes[@]}"; do
       [ "$round" -eq 0 ] || took[$what]+="$t "
     done
   done
+  echo "$mib MiB save, each run in ms: docker save -o: ${took[ds]}| and sync: ${took[dss]}| imgguard: ${took[is]}"
   for what in ds dss is; do
     python3 -c 'import json, statistics, sys
 ms = [int(x) for x in sys.argv[2].split()]
