@@ -143,22 +143,25 @@ const BUILD_DIR: &str = "imgguard-build.";
 /// directory, made (mode 0700) by the first build and kept for every later one, so that a build
 /// creates and removes a file, not a directory too: on this ext4 (mounted with `discard`) the
 /// `rmdir` alone took 0.1-0.15 ms of the build's critical path (`bench/build-overhead-ab.sh`:
-/// -0.25 ms). `None` when that path is not a directory owned by this user that nobody else can
+/// -0.4 ms in each order). `None` when that path is not a directory owned by this user that nobody else can
 /// enter (someone else made it, or it is a symlink): the build then makes a directory of its
 /// own (`imgguard-build.<pid>.*`), as it always did. In a sticky `/tmp`, nobody but its owner
 /// can rename or replace the directory once it is checked.
 pub(crate) fn build_file_dir() -> Option<PathBuf> {
-    private_dir(&std::env::temp_dir())
+    private_dir(&std::env::temp_dir(), true)
 }
 
-/// `imgguard-<uid>` in `base`, made if missing; `None` unless it is a directory (not a
-/// symlink) of this user's with mode 0700: all access for this user, none for anyone else.
-fn private_dir(base: &Path) -> Option<PathBuf> {
+/// `imgguard-<uid>` in `base`, made if missing and `create`; `None` unless it is a directory
+/// (not a symlink) of this user's with mode 0700: all access for this user, none for anyone
+/// else.
+fn private_dir(base: &Path, create: bool) -> Option<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let uid = rustix::process::getuid().as_raw();
     let dir = base.join(format!("imgguard-{uid}"));
     // Already there (the usual case), or made now: the checks below decide either way.
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    if create {
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    }
     let m = std::fs::symlink_metadata(&dir).ok()?;
     (m.is_dir() && m.uid() == uid && m.mode() & 0o777 == 0o700).then_some(dir)
 }
@@ -176,7 +179,8 @@ const BUILD_FILE: &str = "iid.";
 /// gone. Best effort: a failure leaves it for later.
 pub(crate) fn clean_stale_build_dirs() {
     use std::os::unix::fs::MetadataExt;
-    if let Some(dir) = build_file_dir() {
+    // Looked for, not made: a cleanup creates nothing.
+    if let Some(dir) = private_dir(&std::env::temp_dir(), false) {
         clean_stale_build_files(&dir);
     }
     let uid = rustix::process::getuid().as_raw();
@@ -336,25 +340,28 @@ mod tests {
         let base = tempfile::tempdir().unwrap();
         let uid = rustix::process::getuid().as_raw();
         let want = base.path().join(format!("imgguard-{uid}"));
+        // A cleanup only looks: nothing made.
+        assert_eq!(super::private_dir(base.path(), false), None);
+        assert!(!want.exists());
         // Made private by the first build, then reused.
-        assert_eq!(super::private_dir(base.path()), Some(want.clone()));
+        assert_eq!(super::private_dir(base.path(), true), Some(want.clone()));
         let mode = std::fs::metadata(&want).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        assert_eq!(super::private_dir(base.path()), Some(want.clone()));
+        assert_eq!(super::private_dir(base.path(), true), Some(want.clone()));
         // Opened to others (by whoever made it): not used.
         std::fs::set_permissions(&want, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(super::private_dir(base.path()), None);
+        assert_eq!(super::private_dir(base.path(), true), None);
         // A symlink to a private directory: not used either.
         std::fs::remove_dir(&want).unwrap();
         let elsewhere = base.path().join("elsewhere");
         std::fs::create_dir(&elsewhere).unwrap();
         std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &want).unwrap();
-        assert_eq!(super::private_dir(base.path()), None);
+        assert_eq!(super::private_dir(base.path(), true), None);
         // A file in its place: not used.
         std::fs::remove_file(&want).unwrap();
         std::fs::write(&want, "").unwrap();
-        assert_eq!(super::private_dir(base.path()), None);
+        assert_eq!(super::private_dir(base.path(), true), None);
     }
 
     #[test]

@@ -339,7 +339,7 @@ async fn begin(
     let mut run = Run { engine, identity, before, ledger, name, start, fresh, made_dir, tags };
     run.record_intent()?;
     // The intent's commit ran beside docker and checkpointed the WAL if that was due; the commit
-    // after docker must not (it did in half of all builds: +0.2 to +1.4 ms after docker).
+    // after docker must not (it did in one build of two or three: +0.2 to +1.5 ms after docker).
     run.ledger.defer_housekeeping();
     // Not into a directory this run made: a failed first build leaves nothing behind.
     if !run.fresh {
