@@ -712,11 +712,13 @@ fn is_transient_podman_state(e: &BollardError) -> bool {
 
 /// Podman's image list failing on an image removed meanwhile (see [`Engine::images`]): its
 /// record already gone ("image not known"), or its files ("locating item named \"manifest\"
-/// for image with ID …: file does not exist").
+/// for image with ID …: file does not exist"; "reading data blob size \"signature-…\" for …:
+/// size is not known", seen with four builds removing each other's old images at once).
 fn is_podman_list_race(e: &BollardError) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code: 500, message }
         if message.contains("image not known")
-            || (message.contains("locating item named") && message.contains("file does not exist")))
+            || (message.contains("locating item named") && message.contains("file does not exist"))
+            || (message.contains("reading data blob size") && message.contains("size is not known")))
 }
 
 /// The body, gunzipped when it starts with gzip's magic bytes; as it streams, in constant memory.
@@ -1052,6 +1054,12 @@ mod tests {
             "locating item named \"manifest\" for image with ID \"cae862fe\" (consider removing \
              the image to resolve the issue): file does not exist"
         )));
+        assert!(is_podman_list_race(&err(
+            500,
+            "checking if image \"f04f20dc\" is dangling: reading data blob size \
+             \"signature-4eea71f6\" for \"1c8caff0\": size is not known"
+        )));
+        assert!(!is_podman_list_race(&err(500, "size is not known")));
         assert!(!is_podman_list_race(&err(500, "file does not exist")));
         assert!(!is_podman_list_race(&err(404, "image not known")));
     }
