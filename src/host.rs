@@ -186,14 +186,10 @@ pub(crate) fn clean_stale_build_dirs() {
     let uid = rustix::process::getuid().as_raw();
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(BUILD_DIR)) else { continue };
-        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
+        let Some(pid) = run_pid(&entry.file_name(), BUILD_DIR) else { continue };
         let path = entry.path();
         let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == uid);
-        if !ours || pid == std::process::id() || imgguard_alive(pid) {
+        if !ours || !gone(pid) {
             continue;
         }
         let Ok(inside) = std::fs::read_dir(&path) else { continue };
@@ -214,16 +210,23 @@ pub(crate) fn clean_stale_build_dirs() {
 fn clean_stale_build_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(BUILD_FILE)) else { continue };
-        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
+        let Some(pid) = run_pid(&entry.file_name(), BUILD_FILE) else { continue };
         let file = entry.file_type().is_ok_and(|t| t.is_file());
-        if file && pid != std::process::id() && !imgguard_alive(pid) {
+        if file && gone(pid) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// The build's PID in a name `<prefix><pid>.…`.
+fn run_pid(name: &std::ffi::OsStr, prefix: &str) -> Option<u32> {
+    let rest = name.to_str()?.strip_prefix(prefix)?;
+    rest.split('.').next()?.parse().ok()
+}
+
+/// Whether the build run by `pid` is over: not this process, and no imgguard runs as it.
+fn gone(pid: u32) -> bool {
+    pid != std::process::id() && !imgguard_alive(pid)
 }
 
 /// Removes a ledger this command created and that records nothing worth keeping (a build whose
