@@ -247,6 +247,90 @@ pub(crate) fn discard_new_ledger(ledger: Box<dyn Ledger>, made_dir: bool) {
     }
 }
 
+/// `[tag:build-lock]` The builds lock, `ledger.builds.lock` beside the local ledger: every
+/// `imgguard build` holds it shared while its `docker build` runs, and every removal holds it
+/// exclusively while it re-checks and deletes one image. The legacy builder's cache lookup lists
+/// the children of the step's parent image and then reads each one; a child deleted in between
+/// fails that build with `unable to find image "sha256:…"` (moby's `getLocalCachedImage`), and
+/// no grace period or `noprune` can see such a lookup coming. So imgguard never deletes an image
+/// while another imgguard build that shares its ledger runs: the removal is deferred instead.
+/// Never made in a directory that does not exist (the ledger's is made by the first command that
+/// records); `None` there, or when the path is not a regular file (then nothing is held and
+/// removals go on as before).
+fn builds_lock() -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = ledger::location(&env_var).ok()?.with_extension("builds.lock");
+    if !path.parent()?.is_dir() {
+        return None;
+    }
+    // Not through a symlink, and never blocking on a FIFO put in its place.
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(i32::try_from(flags.bits()).ok()?)
+        .open(&path)
+        .ok()?;
+    file.metadata().ok()?.is_file().then_some(file)
+}
+
+/// The builds lock held shared by a build while its docker runs (`[ref:build-lock]`); dropping
+/// it releases it.
+pub(crate) struct Building {
+    _held: std::fs::File,
+}
+
+/// How long a build waits for a removal in progress to end before it runs unprotected: a
+/// removal holds the lock for one image's re-check and delete (milliseconds; seconds for a
+/// large image on a slow disk).
+const BUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Takes the builds lock shared for a build (`[ref:build-lock]`), waiting while a removal holds
+/// it. `None` when there is no lock to take (see [`builds_lock`]) or a removal held it for
+/// longer than [`BUILD_WAIT`]: the build is never held up for longer than that.
+pub(crate) fn building() -> Option<Building> {
+    let file = builds_lock()?;
+    let give_up = Instant::now() + BUILD_WAIT;
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return Some(Building { _held: file }),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < give_up => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Whether a removal may go ahead now (`[ref:build-lock]`).
+pub(crate) enum Turn {
+    /// Yes: no imgguard build runs, and none starts until this is dropped (or there is no
+    /// lock to take).
+    Ours { _held: Option<std::fs::File> },
+    /// No: an imgguard build is running; the removal is deferred.
+    BuildRunning,
+}
+
+/// Takes the builds lock exclusively for one removal, waiting for running builds to end until
+/// `until` (an [`Instant`]; one in the past does not wait).
+pub(crate) async fn removal_turn(until: Instant) -> Turn {
+    let Some(file) = builds_lock() else { return Turn::Ours { _held: None } };
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Turn::Ours { _held: Some(file) },
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Turn::BuildRunning,
+            // A file system without locks: as before there was a lock.
+            Err(std::fs::TryLockError::Error(_)) => return Turn::Ours { _held: None },
+        }
+    }
+}
+
 /// The handshake cache ([`crate::engine::handshake`]): `handshakes`, beside the local ledger.
 fn handshake_cache() -> Option<std::path::PathBuf> {
     Some(ledger::location(&env_var).ok()?.parent()?.join("handshakes"))

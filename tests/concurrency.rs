@@ -171,6 +171,7 @@ fn run_half(builder: &str, env: &[(String, String)]) -> String {
         stop.store(true, Ordering::Relaxed);
     });
     let loops_took = started.elapsed();
+    let (removed, deferred) = removals(&t);
     let tally = tally.lock().unwrap();
     assert!(tally.failures.is_empty(), "{builder}: builds failed:\n{}", tally.failures.join("\n"));
     assert!(
@@ -232,13 +233,26 @@ fn run_half(builder: &str, env: &[(String, String)]) -> String {
         assert!(image_id(&t.tag(&format!("s{s}"))).is_some(), "{builder}: a tag lost its image");
     }
     format!(
-        "{builder}: {} builds, 0 failures, {} containers ({} container ops, {} left), {} s",
+        "{builder}: {} builds, 0 failures, {} containers ({} container ops, {} left), {} s; \
+         during the loops {removed} images removed, {deferred} removals deferred",
         tally.builds,
         tally.containers.len(),
         tally.container_ops,
         containers.len(),
         loops_took.as_secs()
     )
+}
+
+/// How many images the ledger records as removed, and how many removals as deferred (a build
+/// was running, or build cache), so far.
+fn removals(t: &DockerTest) -> (usize, usize) {
+    let r = t.run(&["ledger", "export"]);
+    r.status(0);
+    let events: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).expect("an export line")).collect();
+    let removed = events.iter().filter(|e| e["outcome"] == "removed").count();
+    let deferred = events.iter().filter(|e| e["reason_kind"] == "deferred").count();
+    (removed, deferred)
 }
 
 /// The issue's goal: zero builds broken by imgguard and zero imgguard errors, with 8 build
@@ -251,4 +265,118 @@ fn concurrent_builds_on_shared_tags_break_nothing() {
     let buildkit =
         run_half("buildkit", &[("DOCKER_BUILDKIT".into(), "1".into()), ("PATH".into(), path)]);
     eprintln!("{legacy}\n{buildkit}");
+}
+
+/// The builds lock beside the test's ledger (`[ref:build-lock]`), opened as another imgguard
+/// process would.
+fn builds_lock(t: &DockerTest) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(t.home.path().join("ledger.builds.lock"))
+        .expect("open the builds lock")
+}
+
+/// While another imgguard build runs (its shared hold on the builds lock, taken here by the
+/// test), a rebuild deletes nothing: the image it superseded is kept as deferred, and the next
+/// build after the grace period, with nothing running, removes it. A deletion during a running
+/// legacy build's cache lookup fails that build (`unable to find image`), so this is how
+/// imgguard never breaks another imgguard build.
+#[test]
+fn a_removal_is_deferred_while_another_build_runs() {
+    let t = DockerTest::new("lock-defer");
+    let tag = t.tag("x:v1");
+    t.build(&["-t", &tag]).assert_code(0);
+    let first = image_id(&tag).expect("built");
+    let lock = builds_lock(&t);
+    lock.lock_shared().unwrap();
+    t.set_content("2");
+    let r = t.build(&["-t", &tag]);
+    r.assert_code(0);
+    let second = image_id(&tag).expect("rebuilt");
+    assert_ne!(first, second);
+    assert!(image_id(&first).is_some(), "nothing is deleted while a build runs");
+    let line = r.imgguard_lines().join("\n");
+    assert!(
+        line.contains("kept") && line.contains("an imgguard build is running"),
+        "the build says why it kept the image: {line}"
+    );
+    let h = t.history(Some(&tag));
+    let old = &h[0]["entries"][1];
+    assert_eq!(old["image_id"], first.as_str(), "{h}");
+    assert!(old["reason"].as_str().unwrap_or("").contains("deferred"), "{h}");
+    drop(lock);
+    // The next build (a cache hit: its tag does not move) frees it once the grace period (2 s)
+    // since the deferral is over.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    t.build(&["-t", &tag]).assert_code(0);
+    assert!(image_id(&first).is_none(), "the next build removed the deferred image");
+    assert_eq!(t.states(&tag), [(second, "current".into()), (first, "removed".into())]);
+}
+
+/// `prune` waits for a running build to end (up to 10 s) rather than defer at once.
+#[test]
+fn prune_waits_for_a_running_build_to_end() {
+    let t = DockerTest::new("lock-prune");
+    let tag = t.tag("x:v1");
+    let build = || t.run(&["build", "--keep-previous", "-q", "-t", &tag, "."]);
+    build().assert_code(0);
+    t.set_content("2");
+    build().assert_code(0);
+    let old = t.states(&tag)[1].0.clone();
+    assert!(image_id(&old).is_some(), "--keep-previous kept it");
+    let lock = builds_lock(&t);
+    lock.lock_shared().unwrap();
+    let watched = old.clone();
+    let release = std::thread::spawn(move || {
+        // Longer than the grace period the removal waits anyway (2 s).
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let kept = image_id(&watched).is_some();
+        drop(lock);
+        kept
+    });
+    let r = t.run(&["prune", "--min-age", "0", "--label", &t.label]);
+    assert!(release.join().unwrap(), "nothing was deleted while the build ran");
+    r.assert_code(0);
+    assert!(image_id(&old).is_none(), "removed once the build ended: {}", r.stdout);
+}
+
+/// A build holds the builds lock shared for as long as its docker runs, and lets go at the end.
+#[test]
+fn a_build_holds_the_builds_lock_while_docker_runs() {
+    use std::io::Write as _;
+    let t = DockerTest::new("lock-hold");
+    let tag = t.tag("x:v1");
+    // `docker build -` reads the Dockerfile from standard input: the build waits for it.
+    let mut child = t
+        .test()
+        .args(["build", "-q", "-t", &tag, "-"])
+        .into_command()
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = |lock: &std::fs::File| match lock.try_lock() {
+        Ok(()) => {
+            lock.unlock().unwrap();
+            false
+        }
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(e) => panic!("{e}"),
+    };
+    let lock = builds_lock(&t);
+    let started = std::time::Instant::now();
+    while !held(&lock) {
+        assert!(started.elapsed() < Duration::from_secs(20), "the build never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    write!(stdin, "FROM scratch\nLABEL {}\n", t.label).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(image_id(&tag).is_some());
+    assert!(!held(&lock), "the lock is free once the build has ended");
 }

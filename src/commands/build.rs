@@ -290,23 +290,27 @@ async fn decide_and_apply(
     let snapshot = observe::snapshot(engine, candidates).await?;
     let mut decisions = policy::plan(candidates, &snapshot, rules);
     let not_before = record.now().saturating_add(apply::REMOVAL_GRACE_MS);
-    let orphans = apply::apply(engine, &mut decisions, not_before, |_| {}).await?;
+    // No waiting for other builds: a removal they hold up is deferred to a later command.
+    let orphans = apply::apply(engine, &mut decisions, not_before, NO_WAIT, |_| {}).await?;
     record.fates(&decisions, ReasonKind::Superseded);
     record.deferred(&orphans);
     Ok(decisions)
 }
 
-/// Frees the parents earlier commands deferred whose grace period is over (`[ref:removal-grace]`),
+/// A build waits for no other build to end before it removes (`[ref:build-lock]`).
+const NO_WAIT: std::time::Duration = std::time::Duration::ZERO;
+
+/// Frees the images earlier commands deferred whose grace period is over (`[ref:removal-grace]`),
 /// recording what became of them and the parents they left in turn.
 async fn free_deferred(
     engine: &Engine,
-    pending: &[(ImageId, i64, ImageId)],
+    pending: &[event::Pending],
     record: &mut Record,
 ) -> Result<(), Error> {
     if pending.is_empty() {
         return Ok(());
     }
-    let (freed, orphans) = apply::free_parents(engine, pending, host::now_ms()).await?;
+    let (freed, orphans) = apply::free_parents(engine, pending, host::now_ms(), NO_WAIT).await?;
     record.fates(&freed, ReasonKind::Superseded);
     record.deferred(&orphans);
     Ok(())
@@ -351,6 +355,8 @@ async fn begin(
 /// `docker build` started, with what is to be read while it runs.
 struct Started {
     child: tokio::process::Child,
+    /// The builds lock, held shared until docker ends (`[ref:build-lock]`).
+    building: Option<host::Building>,
     iid: IidFile,
     /// The Dockerfile, when it is a local file.
     dockerfile: Option<PathBuf>,
@@ -368,18 +374,21 @@ impl Started {
         let iid = IidFile::new(parsed.iidfile.as_deref())?;
         let context_dir = local_context(parsed.context.as_deref(), cwd);
         let dockerfile = dockerfile_path(parsed, context_dir.as_deref(), cwd);
+        // Before docker starts, so that no imgguard removal runs during any of its cache
+        // lookups.
+        let building = host::building();
         let child = docker_build(engine, raw, parsed.iidfile.is_none().then(|| iid.path()))?;
         trace("docker build started");
         let git_dir = context_dir.unwrap_or_else(|| cwd.to_path_buf());
-        Ok(Started { child, iid, dockerfile, git_dir })
+        Ok(Started { child, building, iid, dockerfile, git_dir })
     }
 }
 
 /// What docker did, with the facts gathered meanwhile.
 struct Built {
     known: Vec<Recorded>,
-    /// Parents whose removal earlier commands deferred: (parent, since, child).
-    pending: Vec<(ImageId, i64, ImageId)>,
+    /// Images whose removal earlier commands deferred.
+    pending: Vec<event::Pending>,
     /// Build runs that never ended and whose imgguard is gone.
     dead: Vec<event::Intent>,
     facts: BuildFacts,
@@ -399,7 +408,7 @@ async fn while_docker(
     parsed: &BuildArgs,
     tags: &[String],
 ) -> Result<Built, Error> {
-    let Started { mut child, iid, dockerfile, git_dir } = started;
+    let Started { mut child, building, iid, dockerfile, git_dir } = started;
     let id = run.identity.id.as_str();
     let ledger = run.ledger.as_ref();
     let refs: Vec<&str> = tags.iter().map(String::as_str).collect();
@@ -417,6 +426,7 @@ async fn while_docker(
         async { read() },
         async {
             let s = wait_passing_signals(signals, &mut child).await;
+            drop(building);
             trace("docker build ended");
             s
         },

@@ -249,7 +249,9 @@ async fn decide_and_apply(
     let snapshot = observe::snapshot(engine, candidates).await?;
     let mut decisions = policy::plan(candidates, &snapshot, rules);
     let not_before = moved_ms.saturating_add(apply::REMOVAL_GRACE_MS);
-    let orphans = apply::apply(engine, &mut decisions, not_before, |_| {}).await?;
+    // No waiting for builds: a removal they hold up is deferred (`[ref:build-lock]`).
+    let orphans =
+        apply::apply(engine, &mut decisions, not_before, std::time::Duration::ZERO, |_| {}).await?;
     Ok((decisions, orphans))
 }
 

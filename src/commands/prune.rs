@@ -33,6 +33,10 @@ struct JsonPruned<'a> {
     action: &'static str,
 }
 
+/// How long prune waits in all for running imgguard builds to end (`[ref:build-lock]`); what
+/// they still hold up then is deferred to the next build or prune.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the command.
 pub fn run(s: &PruneSettings) -> Result<Outcome, Error> {
     if !s.dry_run {
@@ -74,9 +78,10 @@ async fn prune(s: &PruneSettings, ledger: Option<Box<dyn Ledger>>) -> Result<Out
     }
     let mut record = Record::new(&survey.identity, survey.now);
     record.extend(survey.moves.iter().cloned());
+    let until = std::time::Instant::now() + PATIENCE;
     let (attempted, orphans) = remove(&survey, &mut plan, human).await?;
     record.fates(&attempted, ReasonKind::Pruned);
-    let freed = free_chain(&survey, orphans, s.rules.min_age_ms, &mut record, human).await?;
+    let freed = free_chain(&survey, orphans, s.rules.min_age_ms, until, &mut record, human).await?;
     // Created now if this is the first prune: the daemon has answered.
     let mut ledger = match ledger {
         Some(l) => l,
@@ -109,6 +114,7 @@ async fn free_chain(
     survey: &Survey,
     mut orphans: Vec<apply::Orphan>,
     min_age_ms: i64,
+    until: std::time::Instant,
     record: &mut Record,
     human: bool,
 ) -> Result<usize, Error> {
@@ -125,18 +131,16 @@ async fn free_chain(
         let ripe = host::now_ms().saturating_add(apply::REMOVAL_GRACE_MS);
         let pending: Vec<_> = orphans
             .iter()
-            .map(|o| (o.parent.clone(), ripe - apply::REMOVAL_GRACE_MS, o.child.clone()))
+            .map(|o| (o.parent.clone(), ripe - apply::REMOVAL_GRACE_MS, Some(o.child.clone())))
             .collect();
-        let (freed, next) = apply::free_parents(&survey.engine, &pending, ripe).await?;
+        let (freed, next) =
+            apply::free_parents(&survey.engine, &pending, ripe, left(until)).await?;
         for d in &freed {
             if d.verdict == Verdict::Remove {
                 removed += 1;
                 if human {
-                    ui::say(format!(
-                        "removed {} (build cache of {})",
-                        d.image.short(),
-                        d.child.short()
-                    ))?;
+                    let child = d.child.as_ref().map_or("", |c| c.short());
+                    ui::say(format!("removed {} (build cache of {child})", d.image.short()))?;
                 }
             }
         }
@@ -144,6 +148,11 @@ async fn free_chain(
         orphans = next;
     }
     Ok(removed)
+}
+
+/// What is left of the wait for running builds (`[ref:build-lock]`) that ends at `until`.
+fn left(until: std::time::Instant) -> std::time::Duration {
+    until.saturating_duration_since(std::time::Instant::now())
 }
 
 /// Removes what the plan lets go, one by one, no sooner than the grace period after each became
@@ -167,7 +176,7 @@ async fn remove(
     let bar = ui::progress(&Progress::Items { len, what: "removing" });
     let mut lines = Vec::new();
     let mut attempted = Vec::new();
-    let orphans = apply::apply(&survey.engine, plan, not_before, |d| {
+    let orphans = apply::apply(&survey.engine, plan, not_before, PATIENCE, |d| {
         bar.inc(1);
         attempted.push(d.clone());
         let id = d.explained.image.id.short();

@@ -7,6 +7,7 @@
 use crate::cli::Format;
 use crate::core::event::Event;
 use crate::core::image::{ImageInfo, Removal};
+use crate::core::policy::KeepReason;
 use crate::core::reference::Tag;
 use crate::engine::Engine;
 use crate::error::{Error, Outcome};
@@ -15,6 +16,10 @@ use crate::flow::{observe, record::Record};
 use crate::host;
 use crate::settings::{RmiRef, RmiSettings};
 use crate::ui;
+
+/// How long a removal waits for running imgguard builds to end (`[ref:build-lock]`) before it
+/// is refused: someone asked for it now, but a build on a busy runner takes seconds.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs the command.
 pub fn run(s: &RmiSettings) -> Result<Outcome, Error> {
@@ -35,7 +40,9 @@ async fn rmi(s: &RmiSettings) -> Result<Outcome, Error> {
     let mut refused = false;
     let mut json = Vec::new();
     for (r, info) in &targets {
-        let result = apply::remove_reference(&engine, &r.text, r.by_tag, info, &containers).await?;
+        let result =
+            apply::remove_reference(&engine, &r.text, r.by_tag, info, &containers, PATIENCE)
+                .await?;
         if s.format == Format::Json {
             json.push(json_result(r, info, &result));
         }
@@ -102,6 +109,15 @@ fn report(
     let say = |line: String| if human { ui::say(line) } else { Ok(()) };
     let (engine, now) = (record.engine().to_string(), record.now());
     match result {
+        RmiResult::Refused(KeepReason::BuildRunning) => {
+            ui::note(format!(
+                "not removing {} now: an imgguard build is still running after {} s (a removal \
+                 could break its cache lookup); try again",
+                r.text,
+                PATIENCE.as_secs()
+            ));
+            Ok(true)
+        }
         RmiResult::Refused(reason) => {
             ui::note(format!(
                 "refusing to remove {}: {} {reason}; removing it would leave a <none> image \

@@ -305,7 +305,9 @@ impl Watcher {
         let candidates: Vec<Candidate> = due.into_iter().map(|(_, c)| c).collect();
         let snapshot = observe::snapshot(&live.engine, &candidates).await?;
         let mut decisions = policy::plan(&candidates, &snapshot, rules);
-        let orphans = apply::apply(&live.engine, &mut decisions, now, |_| {}).await?;
+        // No waiting for builds: a removal they hold up is deferred (`[ref:build-lock]`).
+        let no_wait = std::time::Duration::ZERO;
+        let orphans = apply::apply(&live.engine, &mut decisions, now, no_wait, |_| {}).await?;
         let mut record = Record::new(&live.identity, now);
         record.fates(&decisions, ReasonKind::Superseded);
         record.deferred(&orphans);

@@ -196,13 +196,14 @@ pub fn explain(
     // Every image whose removal was ever deferred, with its latest deferral: one that is
     // dangling now is build cache whatever came after (a refusal because it had children then,
     // recorded after a later deferral by a concurrent command, must not make it unknown).
+    // A deferral that names no child (a removal that would have raced a build) says nothing
+    // about why the image is dangling.
     let mut deferred: HashMap<ImageId, (i64, ImageId)> = HashMap::new();
     for r in &sorted {
         let e = &r.event;
         if e.reason.as_ref().is_some_and(|x| x.kind == ReasonKind::Deferred) {
-            if let Some(id) = e.image_id.as_deref() {
-                let child = ImageId::new(e.previous_id.clone().unwrap_or_default());
-                deferred.insert(ImageId::new(id), (e.at_ms, child));
+            if let (Some(id), Some(child)) = (e.image_id.as_deref(), e.previous_id.as_deref()) {
+                deferred.insert(ImageId::new(id), (e.at_ms, ImageId::new(child)));
             }
         }
     }
@@ -674,6 +675,41 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].cause.name(), "superseded");
         assert_eq!(e[0].cause.to_string(), "x:v1 moved to sha256:Xb by imgguard build");
+    }
+
+    #[test]
+    fn a_deferral_for_a_running_build_does_not_make_an_image_build_cache() {
+        use crate::core::event::Reason;
+        // Deferred because a build was running (`[ref:build-lock]`): no child is named.
+        let busy = |image: &str, at_ms| {
+            let mut e = Event::new(E, at_ms, EventKind::Kept);
+            e.image_id = Some(image.into());
+            e.reason = Some(Reason::new(ReasonKind::Deferred, "an imgguard build is running"));
+            e
+        };
+        let log = with_seq(
+            vec![
+                Event::deferred_parent(E, 40, "sha256:P", "sha256:C"),
+                busy("sha256:P", 60),
+                busy("sha256:Q", 50),
+            ],
+            1,
+        );
+        let images = vec![img("P", &[], 1), img("Q", &[], 1)];
+        let causes: Vec<(String, String)> = explain(&images, &[], &log, E)
+            .iter()
+            .map(|e| (e.image.id.to_string(), e.cause.to_string()))
+            .collect();
+        assert_eq!(
+            causes,
+            [
+                (
+                    "sha256:P".to_string(),
+                    "build cache of sha256:C, removed by imgguard (removal deferred)".to_string()
+                ),
+                ("sha256:Q".to_string(), "never seen by imgguard".to_string()),
+            ]
+        );
     }
 
     #[test]

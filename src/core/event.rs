@@ -154,8 +154,9 @@ named! {
         TooYoung = "too-young",
         /// Kept for rollback.
         Rollback = "rollback",
-        /// Kept for now: the parent (build cache) of an image imgguard removed; the next build
-        /// or prune removes it once the removal grace period has passed.
+        /// Kept for now, and removed by the next build or prune: the parent (build cache) of an
+        /// image imgguard removed, once the removal grace period has passed; or an image whose
+        /// removal would have raced another imgguard build (`previous_id` then empty).
         Deferred = "deferred",
         /// A build run's intent (the reason's words name the run).
         Intent = "intent",
@@ -688,9 +689,10 @@ pub fn pointer_order(r: &Recorded) -> (i64, i64) {
     (r.event.at_ms, r.seq)
 }
 
-/// The images whose removal is deferred (`[ref:removal-grace]`): the last fate of each is a
-/// `deferred` keep. Each with the time it was deferred and the child that was removed.
-pub fn pending_parents(events: &[Recorded], engine: &str) -> Vec<(ImageId, i64, ImageId)> {
+/// The images whose removal is deferred (`[ref:removal-grace]`, `[ref:build-lock]`): the last
+/// fate of each is a `deferred` keep. Each with the time it was deferred and, for build cache,
+/// the child that was removed.
+pub fn pending_parents(events: &[Recorded], engine: &str) -> Vec<Pending> {
     let mut last: BTreeMap<&str, &Recorded> = BTreeMap::new();
     for r in events.iter().filter(|r| r.event.engine == engine) {
         let e = &r.event;
@@ -706,11 +708,14 @@ pub fn pending_parents(events: &[Recorded], engine: &str) -> Vec<(ImageId, i64, 
     last.into_iter()
         .filter(|(_, r)| r.event.reason.as_ref().is_some_and(|x| x.kind == ReasonKind::Deferred))
         .map(|(id, r)| {
-            let child = r.event.previous_id.clone().unwrap_or_default();
-            (ImageId::new(id), r.event.at_ms, ImageId::new(child))
+            (ImageId::new(id), r.event.at_ms, r.event.previous_id.as_deref().map(ImageId::new))
         })
         .collect()
 }
+
+/// An image whose removal is deferred: the image, since when (ms since the epoch), and the child
+/// whose removal left it (build cache), if that is why.
+pub type Pending = (ImageId, i64, Option<ImageId>);
 
 /// The tags that pointed at `image_id` on `engine` at some time, most recent first (each once).
 pub fn tags_of_image(events: &[Recorded], engine: &str, image_id: &str) -> Vec<String> {
@@ -934,12 +939,34 @@ mod tests {
         let pending: Vec<(String, i64)> = pending_parents(&log, "E")
             .into_iter()
             .map(|(id, at, child)| {
-                assert_eq!(child.as_str(), "sha256:child");
+                assert_eq!(child.unwrap().as_str(), "sha256:child");
                 (id.to_string(), at)
             })
             .collect();
         assert_eq!(pending, [("Q".to_string(), 20), ("R".to_string(), 50)]);
         assert!(pending_parents(&log, "other").is_empty());
+    }
+
+    #[test]
+    fn a_removal_deferred_for_a_running_build_is_pending_without_a_child() {
+        use crate::core::policy::{Candidate, Decision, KeepReason, Verdict};
+        let candidate = Candidate {
+            image: ImageId::new("sha256:old"),
+            left_by: vec![("x:v1".into(), ImageId::new("sha256:new"))],
+        };
+        let kept =
+            Decision { candidate, verdict: Verdict::Keep(KeepReason::BuildRunning), size: Some(1) };
+        let e = Event::fate("E", 70, &kept, ReasonKind::Superseded);
+        assert_eq!((e.kind, e.outcome), (EventKind::Kept, Some(Outcome::Kept)));
+        assert_eq!(e.reason.as_ref().map(|r| r.kind), Some(ReasonKind::Deferred));
+        assert_eq!(e.tag.as_deref(), Some("x:v1"));
+        let mut log = vec![rec(1, e)];
+        assert_eq!(pending_parents(&log, "E"), [(ImageId::new("sha256:old"), 70, None)]);
+        // Removed by a later command: no longer pending.
+        let mut removed = kept;
+        removed.verdict = Verdict::Remove;
+        log.push(rec(2, Event::fate("E", 90, &removed, ReasonKind::Superseded)));
+        assert!(pending_parents(&log, "E").is_empty());
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub enum KeepReason {
     TooYoung { age_ms: i64, min_ms: i64 },
     /// One of the `--keep N` most recent images of a tag.
     Rollback { tag: String, keep: usize },
+    /// Another imgguard build was running (`[ref:build-lock]`): the removal is deferred to the
+    /// next build or prune.
+    BuildRunning,
 }
 
 impl KeepReason {
@@ -86,6 +89,7 @@ impl KeepReason {
             KeepReason::Unknown => ReasonKind::Unknown,
             KeepReason::TooYoung { .. } => ReasonKind::TooYoung,
             KeepReason::Rollback { .. } => ReasonKind::Rollback,
+            KeepReason::BuildRunning => ReasonKind::Deferred,
         }
     }
 
@@ -140,6 +144,9 @@ impl fmt::Display for KeepReason {
             KeepReason::Rollback { tag, keep } => {
                 write!(f, "kept for rollback: one of the {keep} most recent images of {tag}")
             }
+            KeepReason::BuildRunning => f.write_str(
+                "an imgguard build is running: removal deferred to the next build or prune",
+            ),
         }
     }
 }

@@ -12,9 +12,13 @@
 //!   builder's cache, which a concurrent build may have just picked to build on — is recorded as
 //!   deferred and freed by a later build or prune, once it has been childless for the grace
 //!   period too. The README's design notes ("Removal under concurrency") say why.
+//! - `[ref:build-lock]` No image is deleted while another imgguard build sharing the ledger
+//!   runs: each removal waits for its turn (at most `patience`), else it is deferred — kept, with
+//!   reason kind `deferred` — and the next build or prune carries it out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::core::event::Pending;
 use crate::core::image::{ContainerInfo, ImageId, ImageInfo, Removal};
 use crate::core::policy::{self, Decided, KeepReason, RmiVerdict, Verdict};
 use crate::engine::Engine;
@@ -33,12 +37,15 @@ pub struct Orphan {
 }
 
 /// Carries out every `Remove` verdict, no sooner than `not_before_ms` (ms since the epoch),
-/// replacing it with what really happened; `done` hears of each removal attempted. Other
-/// verdicts are left as they are. Returns the untagged parents the removals left behind.
+/// replacing it with what really happened; `done` hears of each removal attempted. A removal
+/// waits up to `patience` in all for running imgguard builds to end, else it is deferred
+/// (`[ref:build-lock]`). Other verdicts are left as they are. Returns the untagged parents the
+/// removals left behind.
 pub async fn apply<D: Decided>(
     engine: &Engine,
     decisions: &mut [D],
     not_before_ms: i64,
+    patience: Duration,
     mut done: impl FnMut(&D),
 ) -> Result<Vec<Orphan>, Error> {
     let mut orphans = Vec::new();
@@ -46,11 +53,12 @@ pub async fn apply<D: Decided>(
         return Ok(orphans);
     }
     wait_until(not_before_ms).await;
+    let until = Instant::now() + patience;
     // An image's parent never changes; the images about to go are dangling.
     let parents = engine.parents(true).await?;
     for d in decisions.iter_mut().filter(|d| *d.verdict() == Verdict::Remove) {
         let parent = parents.get(d.image()).cloned();
-        let (verdict, orphan) = remove(engine, d.image(), parent).await?;
+        let (verdict, orphan) = remove(engine, d.image(), parent, until).await?;
         d.set_verdict(verdict);
         orphans.extend(orphan);
         done(d);
@@ -71,8 +79,9 @@ async fn wait_until(at_ms: i64) {
 pub struct ParentDecision {
     /// The parent.
     pub image: ImageId,
-    /// The child imgguard removed.
-    pub child: ImageId,
+    /// The child imgguard removed, when it is build cache (else its removal would have raced a
+    /// build).
+    pub child: Option<ImageId>,
     /// Remove, kept (why), or gone.
     pub verdict: Verdict,
 }
@@ -91,18 +100,23 @@ impl Decided for ParentDecision {
         None
     }
     fn removal_reason(&self) -> String {
-        format!("build cache of removed {}", self.child.short())
+        match &self.child {
+            Some(child) => format!("build cache of removed {}", child.short()),
+            None => "deferred while an imgguard build ran".to_string(),
+        }
     }
 }
 
-/// Frees deferred parents whose grace period is over (`pending`: parent, deferred at, child),
+/// Frees deferred images whose grace period is over (`pending`: image, deferred at, child),
 /// each re-checked and removed without force like any other image; the daemon refuses one that
-/// has children or containers (kept, in its words). Returns what became of each, and the
-/// parents those removals left in turn.
+/// has children or containers (kept, in its words). Returns what became of each — leaving out
+/// those deferred again because an imgguard build is running: they stay pending as recorded —
+/// and the parents those removals left in turn.
 pub async fn free_parents(
     engine: &Engine,
-    pending: &[(ImageId, i64, ImageId)],
+    pending: &[Pending],
     now_ms: i64,
+    patience: Duration,
 ) -> Result<(Vec<ParentDecision>, Vec<Orphan>), Error> {
     let mut decisions: Vec<ParentDecision> = pending
         .iter()
@@ -113,7 +127,8 @@ pub async fn free_parents(
             verdict: Verdict::Remove,
         })
         .collect();
-    let orphans = apply(engine, &mut decisions, now_ms, |_| {}).await?;
+    let orphans = apply(engine, &mut decisions, now_ms, patience, |_| {}).await?;
+    decisions.retain(|d| d.verdict != Verdict::Keep(KeepReason::BuildRunning));
     Ok((decisions, orphans))
 }
 
@@ -123,7 +138,13 @@ async fn remove(
     engine: &Engine,
     id: &ImageId,
     parent: Option<ImageId>,
+    until: Instant,
 ) -> Result<(Verdict, Option<Orphan>), Error> {
+    // Held to the end of this function: no imgguard build starts meanwhile.
+    let turn = host::removal_turn(until).await;
+    if matches!(turn, host::Turn::BuildRunning) {
+        return Ok((Verdict::Keep(KeepReason::BuildRunning), None));
+    }
     let now = engine.inspect(id.as_str()).await?;
     if let Some(verdict) = policy::recheck(now.as_ref()) {
         return Ok((verdict, None));
@@ -164,15 +185,22 @@ pub enum RmiResult {
     Done(Removal, Option<Orphan>),
 }
 
-/// `imgguard rmi` of one reference to `image`: looks at the image's tags once more, decides
-/// (pure [`policy::rmi_verdict`]), then removes the reference without force.
+/// `imgguard rmi` of one reference to `image`: waits up to `patience` for running imgguard
+/// builds to end (`[ref:build-lock]`; refused if they do not), looks at the image's tags once
+/// more, decides (pure [`policy::rmi_verdict`]), then removes the reference without force.
 pub async fn remove_reference(
     engine: &Engine,
     reference: &str,
     by_tag: bool,
     image: &ImageInfo,
     containers: &[ContainerInfo],
+    patience: Duration,
 ) -> Result<RmiResult, Error> {
+    // Held to the end of this function: no imgguard build starts meanwhile.
+    let turn = host::removal_turn(Instant::now() + patience).await;
+    if matches!(turn, host::Turn::BuildRunning) {
+        return Ok(RmiResult::Refused(KeepReason::BuildRunning));
+    }
     let Some(now) = engine.inspect(image.id.as_str()).await? else {
         return Ok(RmiResult::Done(Removal::Gone, None));
     };
