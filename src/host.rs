@@ -254,13 +254,17 @@ pub(crate) fn discard_new_ledger(ledger: Box<dyn Ledger>, made_dir: bool) {
 /// fails that build with `unable to find image "sha256:…"` (moby's `getLocalCachedImage`), and
 /// no grace period or `noprune` can see such a lookup coming. So imgguard never deletes an image
 /// while another imgguard build that shares its ledger runs: the removal is deferred instead.
-/// Never made in a directory that does not exist (the ledger's is made by the first command that
-/// records); `None` there, or when the path is not a regular file (then nothing is held and
-/// removals go on as before).
+/// Made only beside an existing local ledger (or in the fleet ledger's local directory): `None`
+/// before the first command has recorded anything, or when the path is not a regular file (then
+/// nothing is held and removals go on as before).
 fn builds_lock() -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = ledger::location(&env_var).ok()?.with_extension("builds.lock");
-    if !path.parent()?.is_dir() {
+    let db = ledger::location(&env_var).ok()?;
+    let path = db.with_extension("builds.lock");
+    // Beside a local ledger that exists (a first build that fails leaves nothing behind), or in
+    // the fleet ledger's local directory.
+    let fleet = fleet_url().is_some() && path.parent()?.is_dir();
+    if !fleet && !db.is_file() {
         return None;
     }
     // Not through a symlink, and never blocking on a FIFO put in its place.

@@ -349,6 +349,8 @@ fn a_build_holds_the_builds_lock_while_docker_runs() {
     use std::io::Write as _;
     let t = DockerTest::new("lock-hold");
     let tag = t.tag("x:v1");
+    // The lock lives beside a ledger that exists: a first build makes it.
+    t.build(&["-t", &tag]).assert_code(0);
     // `docker build -` reads the Dockerfile from standard input: the build waits for it.
     let mut child = t
         .test()
@@ -379,4 +381,32 @@ fn a_build_holds_the_builds_lock_while_docker_runs() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(image_id(&tag).is_some());
     assert!(!held(&lock), "the lock is free once the build has ended");
+}
+
+/// A builds lock that is no regular file (a FIFO, a symlink to `/dev/zero`) is not used: the
+/// build neither hangs nor fails, and removes what it superseded as it did before the lock.
+#[test]
+fn a_builds_lock_that_is_no_file_is_ignored_and_nothing_hangs() {
+    let t = DockerTest::new("lock-hostile");
+    let tag = t.tag("x:v1");
+    let lock = t.home.path().join("ledger.builds.lock");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &lock,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let build =
+        || t.test().args(["build", "-q", "-t", &tag, "."]).timeout(Duration::from_secs(120)).run();
+    build().assert_code(0);
+    let first = image_id(&tag).expect("built");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &lock).unwrap();
+    t.set_content("2");
+    let r = build();
+    r.assert_code(0);
+    assert!(image_id(&first).is_none(), "removed as before: {}", r.stderr);
+    assert!(std::fs::symlink_metadata(&lock).unwrap().file_type().is_symlink(), "left alone");
 }
