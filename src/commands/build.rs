@@ -416,7 +416,7 @@ async fn while_docker(
     // own start takes longer.
     let read = || -> Result<_, Error> {
         let known = ledger.tag_heads(id, &refs)?;
-        let pending = event::pending_parents(&ledger.deferred(id)?, id);
+        let pending = event::pending_removals(&ledger.deferred(id)?, id);
         let open = ledger.open_intents(id)?;
         // When the read itself ended (beside docker), not when docker did.
         trace("ledger read done");

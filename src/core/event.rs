@@ -692,7 +692,7 @@ pub fn pointer_order(r: &Recorded) -> (i64, i64) {
 /// The images whose removal is deferred (`[ref:removal-grace]`, `[ref:build-lock]`): the last
 /// fate of each is a `deferred` keep. Each with the time it was deferred and, for build cache,
 /// the child that was removed.
-pub fn pending_parents(events: &[Recorded], engine: &str) -> Vec<Pending> {
+pub fn pending_removals(events: &[Recorded], engine: &str) -> Vec<Pending> {
     let mut last: BTreeMap<&str, &Recorded> = BTreeMap::new();
     for r in events.iter().filter(|r| r.event.engine == engine) {
         let e = &r.event;
@@ -936,7 +936,7 @@ mod tests {
         let mut removed = ev(4, EventKind::Removed, None, Some("P"));
         removed.event.outcome = Some(Outcome::Removed);
         let log = vec![d(1, "P"), d(2, "Q"), d(3, "R"), removed, d(5, "R")];
-        let pending: Vec<(String, i64)> = pending_parents(&log, "E")
+        let pending: Vec<(String, i64)> = pending_removals(&log, "E")
             .into_iter()
             .map(|(id, at, child)| {
                 assert_eq!(child.unwrap().as_str(), "sha256:child");
@@ -944,7 +944,7 @@ mod tests {
             })
             .collect();
         assert_eq!(pending, [("Q".to_string(), 20), ("R".to_string(), 50)]);
-        assert!(pending_parents(&log, "other").is_empty());
+        assert!(pending_removals(&log, "other").is_empty());
     }
 
     #[test]
@@ -961,12 +961,12 @@ mod tests {
         assert_eq!(e.reason.as_ref().map(|r| r.kind), Some(ReasonKind::Deferred));
         assert_eq!(e.tag.as_deref(), Some("x:v1"));
         let mut log = vec![rec(1, e)];
-        assert_eq!(pending_parents(&log, "E"), [(ImageId::new("sha256:old"), 70, None)]);
+        assert_eq!(pending_removals(&log, "E"), [(ImageId::new("sha256:old"), 70, None)]);
         // Removed by a later command: no longer pending.
         let mut removed = kept;
         removed.verdict = Verdict::Remove;
         log.push(rec(2, Event::fate("E", 90, &removed, ReasonKind::Superseded)));
-        assert!(pending_parents(&log, "E").is_empty());
+        assert!(pending_removals(&log, "E").is_empty());
     }
 
     #[test]

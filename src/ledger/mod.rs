@@ -62,7 +62,7 @@ pub trait Ledger: Send {
     fn all_events(&self, engine: Option<&str>) -> Result<Vec<Recorded>, LedgerError>;
 
     /// The fates of every image whose removal was ever deferred on `engine` (see
-    /// [`crate::core::event::pending_parents`]).
+    /// [`crate::core::event::pending_removals`]).
     fn deferred(&self, engine: &str) -> Result<Vec<Recorded>, LedgerError>;
 
     /// The intent events of the build runs on `engine` that have not ended (see
