@@ -309,29 +309,49 @@ pub(crate) fn building() -> Option<Building> {
     }
 }
 
+/// The builds lock as removals take it (`[ref:build-lock]`): opened once per command, taken
+/// exclusively for each removal in turn.
+pub(crate) struct RemovalLock(Option<std::fs::File>);
+
+impl RemovalLock {
+    /// Opens the lock (nothing to take where there is none: see [`builds_lock`]).
+    pub(crate) fn open() -> RemovalLock {
+        RemovalLock(builds_lock())
+    }
+
+    /// Takes the lock exclusively for one removal, waiting for running builds to end until
+    /// `until` (an [`Instant`]; one in the past does not wait).
+    pub(crate) async fn turn(&self, until: Instant) -> Turn<'_> {
+        let Some(file) = &self.0 else { return Turn::Ours { _held: None } };
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Turn::Ours { _held: Some(Unlock(file)) },
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Turn::BuildRunning,
+                // A file system without locks: as before there was a lock.
+                Err(std::fs::TryLockError::Error(_)) => return Turn::Ours { _held: None },
+            }
+        }
+    }
+}
+
 /// Whether a removal may go ahead now (`[ref:build-lock]`).
-pub(crate) enum Turn {
+pub(crate) enum Turn<'a> {
     /// Yes: no imgguard build runs, and none starts until this is dropped (or there is no
     /// lock to take).
-    Ours { _held: Option<std::fs::File> },
+    Ours { _held: Option<Unlock<'a>> },
     /// No: an imgguard build is running; the removal is deferred.
     BuildRunning,
 }
 
-/// Takes the builds lock exclusively for one removal, waiting for running builds to end until
-/// `until` (an [`Instant`]; one in the past does not wait).
-pub(crate) async fn removal_turn(until: Instant) -> Turn {
-    let Some(file) = builds_lock() else { return Turn::Ours { _held: None } };
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Turn::Ours { _held: Some(file) },
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(std::fs::TryLockError::WouldBlock) => return Turn::BuildRunning,
-            // A file system without locks: as before there was a lock.
-            Err(std::fs::TryLockError::Error(_)) => return Turn::Ours { _held: None },
-        }
+/// Releases the lock when dropped.
+pub(crate) struct Unlock<'a>(&'a std::fs::File);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 

@@ -53,12 +53,13 @@ pub async fn apply<D: Decided>(
         return Ok(orphans);
     }
     wait_until(not_before_ms).await;
+    let lock = host::RemovalLock::open();
     let until = Instant::now() + patience;
     // An image's parent never changes; the images about to go are dangling.
     let parents = engine.parents(true).await?;
     for d in decisions.iter_mut().filter(|d| *d.verdict() == Verdict::Remove) {
         let parent = parents.get(d.image()).cloned();
-        let (verdict, orphan) = remove(engine, d.image(), parent, until).await?;
+        let (verdict, orphan) = remove(engine, d.image(), parent, lock.turn(until).await).await?;
         d.set_verdict(verdict);
         orphans.extend(orphan);
         done(d);
@@ -138,10 +139,9 @@ async fn remove(
     engine: &Engine,
     id: &ImageId,
     parent: Option<ImageId>,
-    until: Instant,
+    turn: host::Turn<'_>,
 ) -> Result<(Verdict, Option<Orphan>), Error> {
     // Held to the end of this function: no imgguard build starts meanwhile.
-    let turn = host::removal_turn(until).await;
     if matches!(turn, host::Turn::BuildRunning) {
         return Ok((Verdict::Keep(KeepReason::BuildRunning), None));
     }
@@ -197,7 +197,8 @@ pub async fn remove_reference(
     patience: Duration,
 ) -> Result<RmiResult, Error> {
     // Held to the end of this function: no imgguard build starts meanwhile.
-    let turn = host::removal_turn(Instant::now() + patience).await;
+    let lock = host::RemovalLock::open();
+    let turn = lock.turn(Instant::now() + patience).await;
     if matches!(turn, host::Turn::BuildRunning) {
         return Ok(RmiResult::Refused(KeepReason::BuildRunning));
     }
