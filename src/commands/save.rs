@@ -275,7 +275,9 @@ async fn save_to_file(
         StreamError::Other(e) => e,
     })?;
     check(&manifest, expected)?;
+    host::trace("save: archive written and checked");
     temp.as_file().sync_all().map_err(|e| Error::io(temp.path(), e))?;
+    host::trace("save: archive fsynced");
     temp.persist(target).map_err(|e| Error::io(target, e.error))?;
     // The rename is durable once the directory is synced.
     if let Ok(d) = File::open(&dir) {
@@ -361,6 +363,9 @@ async fn stream(
         };
         let last = match chunk {
             Some(Ok(bytes)) => {
+                if batch.is_empty() && bar.position() == 0 {
+                    host::trace("save: first byte of the export");
+                }
                 bar.inc(bytes.len() as u64);
                 batched += bytes.len();
                 batch.push(bytes);
@@ -370,7 +375,10 @@ async fn stream(
                 failure = Some(StreamError::Other(e.into()));
                 break;
             }
-            None => true,
+            None => {
+                host::trace("save: last byte of the export");
+                true
+            }
         };
         if batched >= BATCH || batch.len() >= 1024 || (last && !batch.is_empty()) {
             let b: Batch = std::mem::take(&mut batch).into();
