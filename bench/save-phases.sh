@@ -51,7 +51,7 @@ url="http://localhost/images/get?names=$tag"
 out="$work/out.tar"
 rows="$work/rows"
 : > "$rows"
-# One line per run: client wait stream sync total cpu (seconds; "-" where not measured).
+# One line per run: client wait stream sync total cpu (seconds).
 cpu() { awk '/^cpu / {print $2 + $3}' "$work/time"; }
 fresh() { rm -f "$out"; sync; }
 curl_run() {
