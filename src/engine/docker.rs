@@ -208,7 +208,7 @@ impl Engine {
     /// Every image, intermediate ones included (one `list_images(all=true)` call).
     pub async fn images(&self) -> Result<Vec<ListedImage>, EngineError> {
         let opts = ListImagesOptionsBuilder::new().all(true).build();
-        Ok(listed_images(self.list_images_retrying(opts).await?))
+        Ok(listed_images(self.list_images_retrying(opts, "list images").await?))
     }
 
     /// One image list. Podman fails the whole list when an image goes away while it lists
@@ -216,6 +216,7 @@ impl Engine {
     async fn list_images_retrying(
         &self,
         opts: ListImagesOptions,
+        what: &str,
     ) -> Result<Vec<bollard::models::ImageSummary>, EngineError> {
         let mut tries = 0;
         loop {
@@ -228,7 +229,7 @@ impl Engine {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                other => break other.map_err(|e| api("list images", &e)),
+                other => break other.map_err(|e| api(what, &e)),
             }
         }
     }
@@ -257,7 +258,7 @@ impl Engine {
         } else {
             ListImagesOptionsBuilder::new().all(true).build()
         };
-        let list = self.list_images_retrying(opts).await?;
+        let list = self.list_images_retrying(opts, "list images").await?;
         Ok(list
             .into_iter()
             .filter(|i| !i.parent_id.is_empty())
@@ -345,11 +346,7 @@ impl Engine {
             std::collections::HashMap::from([("reference".to_string(), vec![repo.to_string()])])
         });
         let opts = ListImagesOptions { filters, ..Default::default() };
-        let list = self
-            .docker
-            .list_images(Some(opts))
-            .await
-            .map_err(|e| api(&format!("list {repo}"), &e))?;
+        let list = self.list_images_retrying(opts, &format!("list {repo}")).await?;
         let mut out = Vec::new();
         for img in list {
             for tag in familiar_tags(img.repo_tags) {
