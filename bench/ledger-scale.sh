@@ -28,9 +28,10 @@ bin="$root/target/release/imgguard"
 work=$(mktemp -d /tmp/imgguard-ledger-scale.XXXXXX)
 run="igscale$$"
 tag="fleet/app77:v1"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cleanup() {
-  docker rmi "$tag" >/dev/null 2>&1 || true
-  docker images -q --filter "label=imgguard.bench=$run" | sort -u | xargs -r docker rmi >/dev/null 2>&1 || true
+  remove_labelled "imgguard.bench=$run"
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -22,11 +22,10 @@ bin="$root/target/release/imgguard"
 work=$(mktemp -d /tmp/imgguard-bench.XXXXXX)
 export IMGGUARD_HOME="$work/home"
 label="imgguard.bench=$$"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cleanup() {
-  # Only the bench's own images, never forced: the tags first, then what is left untagged.
-  docker images --filter "label=$label" --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' |
-    xargs -r docker rmi >/dev/null 2>&1 || true
-  docker images -q --filter "label=$label" | sort -u | xargs -r docker rmi >/dev/null 2>&1 || true
+  remove_labelled "$label"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,16 +37,7 @@ median() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["resu
 rows=()
 for mib in "${sizes[@]}"; do
   tag="imgguard-bench-$$:${mib}m"
-  ctx="$work/ctx"
-  mkdir -p "$ctx"
-  printf 'FROM scratch\nLABEL %s\nCOPY data /data\n' "$label" > "$ctx/Dockerfile"
-  head -c "$((mib * 1024 * 1024))" /dev/urandom > "$ctx/data"
-  "$bin" build -q -t "$tag" "$ctx" >/dev/null 2>&1
-  rm -rf "$ctx"
-  # The image just written (its layer, the build context's copy) is still dirty in the page
-  # cache; flushed by the kernel ~30 s later, in the middle of whichever runs come then, it would
-  # slow them (measured 1.47x for imgguard's, which came second, against 1.04x after a sync).
-  sync
+  random_image "$bin" "$tag" "$label" "$mib" "$work/ctx"
   d_out="$work/docker.tar"
   i_out="$work/imgguard.tar"
 

@@ -33,19 +33,15 @@ work=$(mktemp -d /tmp/imgguard-phases.XXXXXX)
 export IMGGUARD_HOME="$work/home"
 label="imgguard.bench=$$"
 tag="imgguard-bench-phases-$$:${mib}m"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 cleanup() {
-  docker rmi "$tag" >/dev/null 2>&1 || true
-  docker images -q --filter "label=$label" | sort -u | xargs -r docker rmi >/dev/null 2>&1 || true
+  remove_labelled "$label"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-mkdir -p "$work/ctx"
-printf 'FROM scratch\nLABEL %s\nCOPY data /data\n' "$label" > "$work/ctx/Dockerfile"
-head -c "$((mib * 1024 * 1024))" /dev/urandom > "$work/ctx/data"
-"$bin" build -q -t "$tag" "$work/ctx" >/dev/null 2>&1
-rm -rf "$work/ctx"
-sync
+random_image "$bin" "$tag" "$label" "$mib" "$work/ctx"
 
 url="http://localhost/images/get?names=$tag"
 out="$work/out.tar"
