@@ -94,9 +94,11 @@ docker_run() {
   local start end first
   fresh
   mkdir -p "$work/d"
-  python3 - "$work/d" > "$work/first" <<'PY' &
+  rm -f "$work/polling"
+  python3 - "$work/d" "$work/polling" > "$work/first" <<'PY' &
 import os, sys, time
 d = sys.argv[1]
+open(sys.argv[2], "w").close()
 while True:
     for e in os.scandir(d):
         try:
@@ -108,6 +110,8 @@ while True:
     time.sleep(0.002)
 PY
   local poller=$!
+  # Docker starts once the poller watches (Python's start alone can outlast a small save).
+  while [ ! -e "$work/polling" ]; do sleep 0.01; done
   start=$(date +%s%N)
   /usr/bin/time -o "$work/time" -f 'cpu %U %S' docker save -o "$work/d/out.tar" "$tag"
   local saved
@@ -146,6 +150,9 @@ for line in open(sys.argv[1]):
     if len(vals) != 5:
         sys.exit(f"save-phases: an incomplete measurement: {line.strip()!r}")
     runs.setdefault(name, []).append([float(v) for v in vals])
+if any(v[1] < 0 for v in runs.get("docker→file+sync", [])):
+    sys.exit("save-phases: docker's first byte was seen after its save ended; "
+             "the image is too small for the 2 ms poll (use a larger SIZE_MIB)")
 def med(vals, i):
     return f"{statistics.median(v[i] for v in vals):.2f}"
 n = len(next(iter(runs.values())))
